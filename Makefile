@@ -1,0 +1,85 @@
+# Developer entry points. `make test` and `make demo` work on a fresh machine: they install the
+# Debian packages, the Python virtualenv and the test binaries they need by themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PYTHON      := $(VENV)/bin/python
+BUILD       := .build
+COLLECTIONS := $(BUILD)/collections
+LINK        := $(COLLECTIONS)/ansible_collections/gitops/federation
+LOCALENV    ?= $(BUILD)/localenv
+N           ?= 3
+PYTEST_ARGS ?=
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS)):$(abspath $(VENV))/lib/python3.11/site-packages
+export GITOPS_FEDERATION_LOCALENV := $(abspath $(LOCALENV))
+
+.PHONY: help deps system-packages venv binaries collection-link test unit integration sanity lint \
+        clusters-up clusters-down git-up git-down demo demo-down clean
+
+help:
+	@echo "make demo          start local clusters + git server, run sources and sync, print status"
+	@echo "make demo-down     stop everything the demo started"
+	@echo "make test          install what is needed, then unit, integration and sanity tests"
+	@echo "make clusters-up N=3 / make clusters-down    real local control planes"
+
+## -- installation ------------------------------------------------------------------------------
+
+system-packages:
+	@bash tools/system-packages.sh
+
+$(VENV)/.installed: requirements.txt test-requirements.txt | system-packages
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r test-requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+binaries:
+	@bash tools/binaries/build.sh >/dev/null
+
+# Ansible and Python both find the collection through ansible_collections/gitops/federation.
+collection-link:
+	@mkdir -p $(dir $(LINK))
+	@ln -sfn $(abspath .) $(LINK)
+
+deps: system-packages venv binaries collection-link
+
+## -- tests -------------------------------------------------------------------------------------
+
+test: deps unit integration sanity
+
+unit: venv collection-link
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Cluster and git tests never skip: if a server cannot start, the session fixture fails the run.
+integration: deps
+	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+
+sanity: venv
+	@bash tools/sanity.sh
+
+## -- local environments ------------------------------------------------------------------------
+
+clusters-up: deps
+	@$(PYTHON) -m tools.localenv clusters-up --count $(N)
+
+clusters-down: venv
+	@$(PYTHON) -m tools.localenv clusters-down
+
+git-up: deps
+	@$(PYTHON) -m tools.localenv git-up
+
+git-down: venv
+	@$(PYTHON) -m tools.localenv git-down
+
+demo: deps
+	@bash tools/demo.sh
+
+demo-down: venv
+	@$(PYTHON) -m tools.localenv clusters-down
+	@$(PYTHON) -m tools.localenv git-down
+
+clean:
+	rm -rf $(BUILD) tests/output

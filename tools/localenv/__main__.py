@@ -1,0 +1,85 @@
+"""Command line for local environments: ``python -m tools.localenv <command>`` (see ``--help``)."""
+
+import argparse
+import os
+import sys
+import time
+
+from .clusters import LocalClusters
+from .gitserver import GitServers
+from .processes import LocalEnvError
+
+DEFAULT_DIR = os.environ.get(
+    "GITOPS_FEDERATION_LOCALENV",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "localenv"),
+)
+
+
+def _cluster_names(args):
+    if args.names:
+        return [n.strip() for n in args.names.split(",") if n.strip()]
+    return [f"cluster-{i}" for i in range(1, args.count + 1)]
+
+
+def clusters_up(args):
+    started = time.monotonic()
+    env = LocalClusters(os.path.join(args.dir, "clusters"))
+    clusters = env.start(_cluster_names(args))
+    print(f"started {len(clusters)} clusters in {time.monotonic() - started:.1f}s "
+          f"(etcd + apiservers: {env.memory_bytes() / 2**20:.0f} MiB resident)")
+    print(f"kubeconfigs in {env.workdir}:")
+    for cluster in clusters:
+        print(f"  {cluster.name:<14} {cluster.server:<26} {cluster.kubeconfig}")
+    print(f"  all contexts   {env.all_kubeconfig}")
+
+
+def clusters_down(args):
+    env = LocalClusters.load(os.path.join(args.dir, "clusters"))
+    count = len(env.clusters)
+    env.stop()
+    print(f"stopped {count} clusters")
+
+
+def git_up(args):
+    servers = GitServers(os.path.join(args.dir, "git")).start()
+    print(f"git over HTTP: {servers.http_base}/<repo>.git (user {servers.username}, password in {servers.state_path})")
+    print(f"git over SSH:  {servers.ssh_base}/<repo>.git (deploy key {servers.deploy_key}, "
+          f"known_hosts {servers.known_hosts})")
+
+
+def git_down(args):
+    GitServers.load(os.path.join(args.dir, "git")).stop()
+    print("stopped git servers")
+
+
+def status(args):
+    env = LocalClusters.load(os.path.join(args.dir, "clusters"))
+    for cluster in env.clusters:
+        print(f"{cluster.name:<14} {cluster.server:<26} {cluster.kubeconfig}")
+    if env.clusters:
+        print(f"resident memory: {env.memory_bytes() / 2**20:.0f} MiB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.localenv", description=__doc__)
+    parser.add_argument("--dir", default=DEFAULT_DIR, help="state directory (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("clusters-up", help="start N real control planes (etcd + kube-apiserver)")
+    up.add_argument("--count", type=int, default=3)
+    up.add_argument("--names", help="comma-separated cluster names (overrides --count)")
+    up.set_defaults(func=clusters_up)
+    commands.add_parser("clusters-down", help="stop the clusters").set_defaults(func=clusters_down)
+    commands.add_parser("git-up", help="start the HTTP and SSH git servers").set_defaults(func=git_up)
+    commands.add_parser("git-down", help="stop the git servers").set_defaults(func=git_down)
+    commands.add_parser("status", help="list running clusters").set_defaults(func=status)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except LocalEnvError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
