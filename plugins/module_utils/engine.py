@@ -1,0 +1,442 @@
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The apply engine: reconcile one owner's bundle into one cluster, idempotently.
+
+One engine for federated secrets, GitOps sources and teardown. The steps of a sync, in order:
+
+1. plan     validate every object against discovery; order into tiers (CRDs/Namespaces first)
+2. read     live state: one LIST per kind (owner label selector), a GET only for objects not found
+3. assess   per object: unchanged (owned fields already match, no request), else a server-side
+            dry-run decides created/configured; conflicts and server rejections stop the sync here
+4. apply    server-side apply of what changed, tier by tier, concurrently within a tier; CRDs are
+            waited on until Established before their custom resources are applied
+5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner
+6. record   store the inventory (refs + revision) on the cluster, only when it changed
+7. wait     optional kstatus-style health, bounded by wait_timeout
+
+Nothing is written before steps 1-3 pass for every object whose kind is already served. A no-op
+sync makes no write request at all.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.gitops.federation.plugins.module_utils import change_set as actions
+from ansible_collections.gitops.federation.plugins.module_utils.change_set import ChangeSet
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, split_api_version
+from ansible_collections.gitops.federation.plugins.module_utils.drift import apply_is_noop, same_object
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, FAILED, assess
+from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
+from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+    FIELD_MANAGER, ObjectRef, is_owned_by, owner_selector)
+from ansible_collections.gitops.federation.plugins.module_utils.plan import plan, tier_of
+
+APPLY_CONCURRENCY = 8
+CRD_ESTABLISH_TIMEOUT = 60
+PRUNE_DISABLED_ANNOTATION = "gitops.federation/prune"
+
+
+class SyncOptions:
+    """What the caller asks for; defaults are the safe ones."""
+
+    def __init__(self, owner, namespace, prune=True, wait=False, wait_timeout=300, force_conflicts=False,
+                 allow_cluster_scoped=False, allow_empty=False, revision=None, foreign_namespace="reject",
+                 health_checks=(), create_namespace=False, check_mode=False):
+        if not owner:
+            raise FederationError("owner is required: it identifies the set of objects this sync manages")
+        if not namespace:
+            raise FederationError("namespace is required: the project namespace holds the objects and the inventory")
+        self.owner = owner
+        self.namespace = namespace
+        self.prune = prune
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.force_conflicts = force_conflicts
+        self.allow_cluster_scoped = allow_cluster_scoped
+        self.allow_empty = allow_empty
+        self.revision = revision
+        self.foreign_namespace = foreign_namespace
+        self.health_checks = list(health_checks)
+        self.create_namespace = create_namespace
+        self.check_mode = check_mode
+
+
+class SyncResult:
+    def __init__(self, change_set, inventory, health=None, namespace_created=False):
+        self.change_set = change_set
+        self.inventory = inventory
+        self.health = health or []
+        self.namespace_created = namespace_created
+
+    @property
+    def changed(self):
+        return self.change_set.changed or self.namespace_created
+
+
+class Engine:
+    def __init__(self, client, options):
+        self.client = client
+        self.options = options
+        self.changes = ChangeSet()
+        self._pool = ThreadPoolExecutor(max_workers=APPLY_CONCURRENCY)
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+    # -- public entry points -------------------------------------------------------------------
+
+    def sync(self, objects):
+        opts = self.options
+        planned = plan(objects, self.client.discovery(), opts.namespace, opts.owner,
+                       opts.allow_cluster_scoped, opts.foreign_namespace)
+        inventory = Inventory.read(self.client, opts.owner, opts.namespace)
+        if not planned and inventory.entries and not opts.allow_empty:
+            raise FederationError(
+                "the bundle is empty but the inventory %s/%s lists %d objects of %s; refusing to prune them all "
+                "(an empty render is more often a broken source than an intent). Set allow_empty: true to delete "
+                "them." % (opts.namespace, inventory.name, len(inventory.entries), opts.owner))
+        namespace_missing = self._namespace_missing()
+        live = self._read_live(planned)
+        assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+        if opts.check_mode:
+            return self._preview(planned, assessed, live, inventory, namespace_missing)
+        try:
+            namespace_created = self._create_namespace() if namespace_missing else False
+            self._record_pending(inventory, planned)
+            self._apply_tiers(planned, assessed, live)
+            survivors = self._prune(inventory, set(p.ref for p in planned))
+            entries = dict((p.ref, p.api_version) for p in planned)
+            entries.update(survivors)
+            if not inventory.same_as(entries, opts.revision):
+                inventory.write(self.client, entries, opts.revision)
+        except FederationError as err:
+            err.details.update(self._partial_details())
+            raise
+        health = self._wait_healthy(planned) if opts.wait else []
+        return SyncResult(self.changes, inventory, health, namespace_created)
+
+    def teardown(self):
+        """Delete everything in the owner's inventory (only what still carries our owner), then the inventory."""
+        opts = self.options
+        inventory = Inventory.read(self.client, opts.owner, opts.namespace)
+        if not inventory.exists:
+            return SyncResult(self.changes, inventory)
+        try:
+            survivors = self._delete_refs(sorted(inventory.entries.items()), actions.DELETED)
+            if not opts.check_mode:
+                if survivors:
+                    inventory.write(self.client, survivors, inventory.revision)
+                else:
+                    inventory.delete(self.client)
+        except FederationError as err:
+            err.details.update(self._partial_details())
+            raise
+        if survivors:
+            raise FederationError("teardown of %s incomplete: %d objects could not be deleted (%s); they stay in "
+                                  "the inventory and a rerun retries them"
+                                  % (opts.owner, len(survivors), ", ".join(str(r) for r in sorted(survivors))),
+                                  **self._partial_details())
+        return SyncResult(self.changes, inventory)
+
+    # -- read and assess -----------------------------------------------------------------------
+
+    def _namespace_missing(self):
+        namespaces = self.client.discovery().find("v1", "Namespace")
+        try:
+            return self.client.get(namespaces, self.options.namespace) is None
+        except ApiError as err:
+            if err.forbidden:  # a namespace-scoped identity cannot read Namespaces; assume it exists
+                return False
+            raise
+
+    def _create_namespace(self):
+        if not self.options.create_namespace:
+            raise FederationError("namespace %s does not exist on cluster %s; create it or set create_namespace: true"
+                                  % (self.options.namespace, self.client.server))
+        namespaces = self.client.discovery().find("v1", "Namespace")
+        self.client.apply(namespaces, {"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": self.options.namespace}}, FIELD_MANAGER)
+        return True
+
+    def _read_live(self, planned):
+        """Live objects by ref: one LIST per kind, then a GET for each object the LIST did not return.
+
+        The LIST selects our owner label, so objects we have not labelled yet (first adoption, or a
+        label removed by hand) are looked up one by one.
+        """
+        by_resource = {}
+        for p in planned:
+            if p.resource is not None:
+                by_resource.setdefault((p.resource.group, p.resource.version, p.resource.kind), p.resource)
+        selector = owner_selector(self.options.owner)
+        namespace = self.options.namespace
+
+        def list_kind(resource):
+            try:
+                return self.client.list(resource, namespace if resource.namespaced else None, selector)
+            except ApiError as err:
+                subjects = ", ".join(str(p.ref) for p in planned if p.resource is resource)
+                hint = " (the credentials for this cluster lack permission)" if err.forbidden else ""
+                raise FederationError("cannot read live %s objects for %s, nothing was applied: %s%s"
+                                      % (resource.kind, subjects, err.msg, hint), status=err.status)
+
+        live = {}
+        for items in self._map(list_kind, list(by_resource.values())):
+            for item in items:
+                live[ObjectRef.of(item)] = item
+        missing = [p for p in planned if p.resource is not None and p.ref not in live]
+        for p, obj in zip(missing, self._map(lambda p: self.client.get(p.resource, p.ref.name, p.ref.namespace or None),
+                                             missing)):
+            if obj is not None:
+                live[p.ref] = obj
+        return live
+
+    def _assess_all(self, planned, live, namespace_missing):
+        """ref -> (action, after) for every object whose kind is served; raise on conflicts or rejections."""
+        problems = []
+
+        def assess_one(p):
+            try:
+                return p.ref, self._assess(p, live.get(p.ref), namespace_missing)
+            except ApiError as err:
+                problems.append(self._describe_rejection(p, err))
+                return p.ref, None
+
+        assessed = dict(self._map(assess_one, planned))
+        if problems:
+            raise FederationError("the API server refused %d object%s, nothing was applied: %s"
+                                  % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
+                                  problems=problems)
+        return assessed
+
+    def _assess(self, p, live, namespace_missing=False):
+        if live is None:
+            if namespace_missing and p.ref.namespace:
+                return actions.CREATED, p.obj  # nothing to dry-run against until the namespace exists
+            return actions.CREATED, self._server_apply(p, dry_run=True)
+        if (live.get("metadata") or {}).get("deletionTimestamp"):
+            raise FederationError("%s is being deleted on the cluster; rerun once it is gone" % (p.ref,))
+        if apply_is_noop(p.obj, live):
+            return actions.UNCHANGED, None
+        after = self._server_apply(p, dry_run=True)
+        if same_object(after, live):
+            return actions.UNCHANGED, None
+        return actions.CONFIGURED, after
+
+    def _server_apply(self, p, dry_run=False):
+        return self.client.apply(p.resource, p.obj, FIELD_MANAGER, force=self.options.force_conflicts, dry_run=dry_run)
+
+    def _describe_rejection(self, p, err):
+        if err.conflict and err.causes:
+            fields = ", ".join("%s (%s)" % (c.get("field", "?"), c.get("message", "")) for c in err.causes)
+            return ("%s: field manager conflict on %s; another manager owns these fields. Fix the manifest, "
+                    "or set force_conflicts: true to take ownership" % (p.ref, fields))
+        if err.forbidden:
+            return "%s: forbidden: %s (the credentials for this cluster lack permission)" % (p.ref, err.msg)
+        if err.status == 404 and p.ref.namespace:
+            return "%s: %s (does namespace %s exist on this cluster?)" % (p.ref, err.msg, p.ref.namespace)
+        detail = "; ".join("%s: %s" % (c.get("field", ""), c.get("message", "")) for c in err.causes) or err.msg
+        return "%s: %s" % (p.ref, detail)
+
+    # -- write ---------------------------------------------------------------------------------
+
+    def _record_pending(self, inventory, planned):
+        """Before creating anything new, add it to the inventory, so a crash mid-apply cannot orphan it."""
+        new = dict((p.ref, p.api_version) for p in planned if p.ref not in inventory.entries)
+        if new:
+            entries = dict(inventory.entries)
+            entries.update(new)
+            inventory.write(self.client, entries, inventory.revision)
+
+    def _apply_tiers(self, planned, assessed, live):
+        tiers = sorted(set(p.tier for p in planned))
+        for tier in tiers:
+            members = [p for p in planned if p.tier == tier]
+            pending = [p for p in members if p.resource is None]
+            if pending:
+                self._resolve_pending(pending)
+                problems = []
+                for p in pending:
+                    try:
+                        assessed[p.ref] = self._assess(p, live.get(p.ref))
+                    except ApiError as err:
+                        problems.append(self._describe_rejection(p, err))
+                if problems:
+                    raise FederationError("the API server refused %d custom resource%s: %s"
+                                          % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
+                                          problems=problems)
+            failures = []
+
+            def write(p):
+                action, preview = assessed[p.ref]
+                if action == actions.UNCHANGED:
+                    self.changes.add(p.ref, p.api_version, action)
+                    return
+                try:
+                    stored = self._server_apply(p)
+                except ApiError as err:
+                    failures.append(self._describe_rejection(p, err))
+                    self.changes.add(p.ref, p.api_version, actions.FAILED, message=err.msg)
+                    return
+                self.changes.add(p.ref, p.api_version, action, before=live.get(p.ref), after=stored)
+
+            list(self._map(write, members))
+            if failures:
+                raise FederationError("apply failed for %d object%s (the cluster is partially applied; see "
+                                      "change_set): %s" % (len(failures), "" if len(failures) == 1 else "s",
+                                                           "; ".join(failures)), problems=failures)
+            crds = [p for p in members if p.is_crd]
+            if crds:
+                self._wait_established(crds)
+
+    def _wait_established(self, crds):
+        deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
+        waiting = list(crds)
+        while waiting:
+            still = []
+            for p in waiting:
+                live = self.client.get(p.resource, p.ref.name)
+                status, message = assess(live or {"kind": "CustomResourceDefinition"})
+                if status == FAILED:
+                    raise FederationError("%s: %s" % (p.ref, message))
+                if status != CURRENT:
+                    still.append(p)
+            waiting = still
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise FederationError("CRDs not established after %ds: %s"
+                                          % (CRD_ESTABLISH_TIMEOUT, ", ".join(str(p.ref) for p in waiting)))
+                time.sleep(0.2)
+
+    def _resolve_pending(self, pending):
+        """Find the API location of kinds defined by this bundle's CRDs (discovery catches up asynchronously)."""
+        deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
+        while True:
+            discovery = self.client.discovery(refresh=True)
+            for p in pending:
+                p.resource = discovery.find(p.api_version, p.ref.kind)
+            missing = [p for p in pending if p.resource is None]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise FederationError("kinds defined by this bundle's CRDs never appeared in discovery: %s"
+                                      % ", ".join(sorted(set("%s %s" % (p.api_version, p.ref.kind) for p in missing))))
+            time.sleep(0.5)
+
+    # -- prune and teardown --------------------------------------------------------------------
+
+    def _prune(self, inventory, desired):
+        stale = sorted((ref, version) for ref, version in inventory.entries.items() if ref not in desired)
+        return self._delete_refs(stale, actions.PRUNED)
+
+    def _delete_refs(self, refs, action):
+        """Delete refs in reverse apply order; return {ref: apiVersion} of those that failed (kept in inventory)."""
+        survivors = {}
+        tiers = sorted(set(tier_of(ref.kind) for ref, unused_version in refs), reverse=True)
+        for tier in tiers:
+            batch = [(ref, version) for ref, version in refs if tier_of(ref.kind) == tier]
+            for ref, version, failure in self._map(lambda item: item + (self._delete_one(item[0], item[1], action),),
+                                                   batch):
+                if failure:
+                    survivors[ref] = version
+        return survivors
+
+    def _delete_one(self, ref, api_version, action):
+        """Delete one object if it is still ours; return an error message on failure, else None."""
+        discovery = self.client.discovery()
+        resource = discovery.find(api_version, ref.kind) or discovery.preferred(split_api_version(api_version)[0],
+                                                                                ref.kind)
+        if resource is None:
+            return None  # the kind is gone from the cluster (its CRD was removed): so is the object
+        try:
+            live = self.client.get(resource, ref.name, ref.namespace or None)
+            if live is None:
+                return None
+            annotations = (live.get("metadata") or {}).get("annotations") or {}
+            if not is_owned_by(live, self.options.owner):
+                self.changes.add(ref, api_version, actions.SKIPPED,
+                                 message="no longer carries owner %s; left in place" % self.options.owner)
+                return None
+            if annotations.get(PRUNE_DISABLED_ANNOTATION) == "disabled":
+                self.changes.add(ref, api_version, actions.SKIPPED,
+                                 message="annotated %s: disabled; left in place" % PRUNE_DISABLED_ANNOTATION)
+                return None
+            if action == actions.PRUNED and not self.options.prune:
+                self.changes.add(ref, api_version, actions.ORPHANED, message="prune is disabled; left in place")
+                return None
+            if not self.options.check_mode:
+                self.client.delete(resource, ref.name, ref.namespace or None, uid=live["metadata"].get("uid"))
+            self.changes.add(ref, api_version, action, before=live)
+        except ApiError as err:
+            self.changes.add(ref, api_version, actions.FAILED, message=err.msg)
+            return err.msg
+        return None
+
+    # -- check mode ----------------------------------------------------------------------------
+
+    def _preview(self, planned, assessed, live, inventory, namespace_missing):
+        """Check mode: report what a sync would do, with no write request at all."""
+        if namespace_missing and not self.options.create_namespace:
+            raise FederationError("namespace %s does not exist on cluster %s; create it or set create_namespace: true"
+                                  % (self.options.namespace, self.client.server))
+        for p in planned:
+            if p.resource is None:  # kind defined by a CRD of this bundle: would be created with it
+                self.changes.add(p.ref, p.api_version, actions.CREATED, after=p.obj)
+                continue
+            action, after = assessed[p.ref]
+            self.changes.add(p.ref, p.api_version, action, before=live.get(p.ref), after=after)
+        self._prune(inventory, set(p.ref for p in planned))
+        return SyncResult(self.changes, inventory, namespace_created=namespace_missing)
+
+    # -- health --------------------------------------------------------------------------------
+
+    def _wait_healthy(self, planned):
+        """Poll (one LIST per kind) until every object is Current; fail early on Failed, or at wait_timeout."""
+        deadline = time.monotonic() + self.options.wait_timeout
+        selector = owner_selector(self.options.owner)
+        by_resource = {}
+        for p in planned:
+            by_resource.setdefault((p.resource.group, p.resource.version, p.resource.kind), p.resource)
+        delay = 0.5
+        while True:
+            live = {}
+            for items in self._map(lambda r: self.client.list(r, self.options.namespace if r.namespaced else None,
+                                                              selector), list(by_resource.values())):
+                for item in items:
+                    live[ObjectRef.of(item)] = item
+            report = []
+            for p in planned:
+                obj = live.get(p.ref)
+                status, message = assess(obj, self.options.health_checks) if obj else ("InProgress", "not found")
+                report.append(dict(subject=str(p.ref), status=status, message=message))
+            failed = [r for r in report if r["status"] == FAILED]
+            waiting = [r for r in report if r["status"] not in (CURRENT, FAILED)]
+            if failed or not waiting:
+                if failed:
+                    raise FederationError("health check failed: %s" % "; ".join(
+                        "%s: %s" % (r["subject"], r["message"]) for r in failed), health=report,
+                        **self._partial_details())
+                return report
+            if time.monotonic() + delay > deadline:
+                raise FederationError("timed out after %ss waiting for %d object%s to become ready: %s" % (
+                    self.options.wait_timeout, len(waiting), "" if len(waiting) == 1 else "s",
+                    "; ".join("%s: %s" % (r["subject"], r["message"]) for r in waiting)),
+                    health=report, **self._partial_details())
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _map(self, func, items):
+        if len(items) <= 1:
+            return [func(item) for item in items]
+        return list(self._pool.map(func, items))
+
+    def _partial_details(self):
+        return dict(change_set=self.changes.entries(), counts=self.changes.counts(),
+                    partial=self.changes.changed)
