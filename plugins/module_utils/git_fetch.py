@@ -1,0 +1,711 @@
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fetch a git repository into a cached clone and resolve a ref (branch, tag, semver range, commit) to a commit.
+
+The git CLI is run with argument lists, never through a shell, in an environment that ignores the user's
+global and system git configuration and never prompts. Credentials reach git only through the environment
+of the git process: basic auth through a GIT_ASKPASS script that echoes environment variables (the script
+itself holds no secret), bearer tokens as an ``http.extraHeader`` given by GIT_CONFIG_* variables, SSH keys as
+a 0600 file in a private temp directory that is removed as soon as git is done. So no secret is ever in
+argv, in a URL written to ``.git/config`` or anywhere in the cache. Every message that quotes git is scrubbed.
+
+Cache layout: ``<cache_dir>/<key>/`` is a normal clone (working tree checked out at the resolved commit) and
+``<cache_dir>/<key>.lock`` the flock that serialises runs on the same repository; ``key`` is the sha256 of the
+URL without credentials. A cache with a stale git lock file, a broken ``.git`` or another remote URL is wiped
+and cloned again.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+try:
+    from urllib.parse import unquote, urlsplit, urlunsplit
+except ImportError:  # pragma: no cover - Python 2 is not supported by the collection
+    from urllib import unquote
+    from urlparse import urlsplit, urlunsplit
+
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+
+MASK = "********"
+DEFAULT_TIMEOUT = 120
+REF_KINDS = ("branch", "tag", "semver", "commit")
+URL_SCHEMES = ("http", "https", "ssh", "git", "git+ssh", "ssh+git", "file")
+_ASKPASS_USERNAME = "GITOPS_FEDERATION_GIT_USERNAME"
+_ASKPASS_PASSWORD = "GITOPS_FEDERATION_GIT_PASSWORD"
+# The script prints environment variables; it never contains a secret itself.
+_ASKPASS_SCRIPT = """#!/bin/sh
+case "$1" in
+  Username*) printf '%s\\n' "$GITOPS_FEDERATION_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$GITOPS_FEDERATION_GIT_PASSWORD" ;;
+esac
+"""
+# user@host:path; not 'transport::address' (git remote helpers such as ext:: run commands).
+_SCP_LIKE_RE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:(?!//|:)")
+_URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):[^/@\s]*@")
+_HEX_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
+# Known transport failures: retrying with a fresh clone cannot help, so they are reported at once.
+_TRANSPORT_ERRORS = (
+    "Authentication failed", "could not read Username", "could not read Password", "Host key verification failed",
+    "Permission denied", "Could not read from remote repository", "unable to access", "Could not resolve host",
+    "Connection refused", "not found", "does not appear to be a git repository", "Connection timed out",
+)
+
+
+def scrub(text, secrets=()):
+    """text with every secret, and the password of any ``scheme://user:password@`` URL, masked."""
+    if not text:
+        return text
+    text = _URL_USERINFO_RE.sub(lambda m: m.group(1) + m.group(2) + ":" + MASK + "@", text)
+    for secret in sorted(set(s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def split_url_credentials(url):
+    """(url without credentials, username, password) for a git URL; username/password None when absent.
+
+    For HTTP(S) the whole user info is a credential and is removed; for SSH the user is part of the
+    address (``git@``) and only a password is removed.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise FederationError("url is required: the git repository to fetch")
+    url = url.strip()
+    if url.startswith("-"):
+        raise FederationError("url %r is not a git URL" % scrub(url))
+    if "://" not in url:
+        if url.startswith("/") or _SCP_LIKE_RE.match(url):
+            return url, None, None
+        raise FederationError("url %r is not a git URL: use http(s)://, ssh://, git://, file://, user@host:path "
+                              "or an absolute path" % scrub(url))
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise FederationError("url %r has an unsupported scheme %r: use one of %s"
+                              % (scrub(url), parts.scheme, ", ".join(URL_SCHEMES)))
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, hostport = parts.netloc.rsplit("@", 1)
+    username, sep, password = userinfo.partition(":")
+    username = unquote(username) or None
+    password = unquote(password) if sep else None
+    if parts.scheme.lower().startswith(("http", "https")):
+        netloc = hostport
+    else:
+        netloc = "%s@%s" % (userinfo.partition(":")[0], hostport)
+        username = None
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), username, password
+
+
+def cache_key(clean_url):
+    return hashlib.sha256(clean_url.encode("utf-8")).hexdigest()[:32]
+
+
+def default_cache_dir():
+    base = os.environ.get("GITOPS_FEDERATION_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "gitops-federation")
+    return os.path.join(base, "git")
+
+
+# -- semver ------------------------------------------------------------------------------------------------
+
+_VERSION_RE = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$")
+_PARTIAL_RE = re.compile(
+    r"^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+    r"(?:\+[0-9A-Za-z.-]+)?$")
+_COMPARATOR_RE = re.compile(r"\s*(>=|<=|>|<|=|~>|~|\^)?\s*([^\s<>=~^,|]+)\s*,?")
+
+
+class Version:
+    """A semantic version (semver.org 2.0.0); ordering follows its precedence rules, build metadata ignored."""
+
+    def __init__(self, major, minor, patch, prerelease=()):
+        self.major, self.minor, self.patch = major, minor, patch
+        self.prerelease = tuple(prerelease)
+        # Numeric identifiers sort numerically and before alphanumeric ones; a release sorts after its
+        # pre-releases.
+        pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
+        self.key = (major, minor, patch, 0 if self.prerelease else 1, pre_key)
+
+    @classmethod
+    def parse(cls, text):
+        """The Version of a tag such as ``1.2.3`` or ``v1.2.3-rc.1``, or None when it is not semver."""
+        match = _VERSION_RE.match(text)
+        if not match:
+            return None
+        pre = match.group(4)
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre.split(".") if pre else ())
+
+    def __eq__(self, other):
+        return self.key == other.key
+
+    def __lt__(self, other):
+        return self.key < other.key
+
+    def __le__(self, other):
+        return self.key <= other.key
+
+    def __gt__(self, other):
+        return self.key > other.key
+
+    def __ge__(self, other):
+        return self.key >= other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        text = "%d.%d.%d" % (self.major, self.minor, self.patch)
+        return text + ("-" + ".".join(self.prerelease) if self.prerelease else "")
+
+
+_OPS = {
+    ">=": lambda v, c: v >= c, ">": lambda v, c: v > c, "<=": lambda v, c: v <= c, "<": lambda v, c: v < c,
+    "=": lambda v, c: v == c,
+}
+
+
+class SemverRange:
+    """A version range: comparators (``>= > <= < =``, ``~``, ``^``, x-ranges like ``1.2.x``, ``A - B``)
+    joined by spaces or commas (AND) and ``||`` (OR).
+
+    Pre-release versions match only an alternative (the part between ``||``) that names a pre-release
+    itself, e.g. ``>=1.0.0-0 <2.0.0``; otherwise they are never picked.
+    """
+
+    def __init__(self, text):
+        if not isinstance(text, str) or not text.strip():
+            raise FederationError("ref.semver must be a version range such as '>=1.2.0 <2.0.0'")
+        self.text = text.strip()
+        self.alternatives = [self._parse_alternative(part.strip()) for part in self.text.split("||")]
+
+    def _error(self, why):
+        return FederationError("ref.semver %r is not a valid range: %s" % (self.text, why))
+
+    def _parse_alternative(self, part):
+        if not part:
+            raise self._error("empty alternative around '||'")
+        hyphen = re.match(r"^(\S+)\s+-\s+(\S+)$", part)
+        if hyphen:
+            low, high = self._partial(hyphen.group(1)), self._partial(hyphen.group(2))
+            return self._desugar(">=", low) + self._desugar("<=", high)
+        comparators, position = [], 0
+        while position < len(part):
+            match = _COMPARATOR_RE.match(part, position)
+            if not match or match.end() == position:
+                raise self._error("cannot read %r" % part[position:])
+            comparators.extend(self._desugar(match.group(1) or "=", self._partial(match.group(2))))
+            position = match.end()
+        return comparators
+
+    def _partial(self, text):
+        match = _PARTIAL_RE.match(text)
+        if not match:
+            raise self._error("%r is not a version" % text)
+        numbers = []
+        for group in match.group(1, 2, 3):
+            if group is None or group in ("x", "X", "*"):
+                break  # anything after a wildcard is a wildcard too
+            numbers.append(int(group))
+        pre = match.group(4)
+        if pre and len(numbers) < 3:
+            raise self._error("%r has a pre-release but not all of major.minor.patch" % text)
+        return numbers, tuple(pre.split(".")) if pre else ()
+
+    def _desugar(self, op, partial):
+        """Comparators on full versions for one operator applied to a possibly partial version."""
+        numbers, pre = partial
+        if op == "~>":
+            op = "~"
+        if len(numbers) == 3:
+            version = Version(numbers[0], numbers[1], numbers[2], pre)
+            if op in _OPS:
+                return [(op, version)]
+            major, minor, patch = numbers
+            if op == "~":
+                return [(">=", version), ("<", Version(major, minor + 1, 0))]
+            # caret: the left-most non-zero number may not change
+            if major:
+                upper = Version(major + 1, 0, 0)
+            elif minor:
+                upper = Version(0, minor + 1, 0)
+            else:
+                upper = Version(0, 0, patch + 1)
+            return [(">=", version), ("<", upper)]
+        if not numbers:  # '*' / 'x': any release; '<*' matches nothing
+            return [(">=", Version(0, 0, 0))] if op not in ("<", ">") else [("<", Version(0, 0, 0))]
+        low = Version(numbers[0], numbers[1] if len(numbers) > 1 else 0, 0)
+        if len(numbers) == 1:
+            next_up = Version(numbers[0] + 1, 0, 0)
+        else:
+            next_up = Version(numbers[0], numbers[1] + 1, 0)
+        if op in ("=", "~"):
+            return [(">=", low), ("<", next_up)]
+        if op == "^":
+            if numbers[0] or len(numbers) == 1:
+                return [(">=", low), ("<", Version(numbers[0] + 1, 0, 0))]
+            return [(">=", low), ("<", next_up)]
+        return [{">=": (">=", low), ">": (">=", next_up), "<": ("<", low), "<=": ("<", next_up)}[op]]
+
+    def matches(self, version):
+        for comparators in self.alternatives:
+            if version.prerelease and not any(bound.prerelease for op, bound in comparators):
+                continue
+            if all(_OPS[op](version, bound) for op, bound in comparators):
+                return True
+        return False
+
+    def best(self, tags):
+        """The tag name with the highest version matching the range, or None. Ties (v1.0.0 and 1.0.0) go to
+        the name that sorts last, so the choice is stable."""
+        candidates = []
+        for name in tags:
+            version = Version.parse(name)
+            if version is not None and self.matches(version):
+                candidates.append((version.key, name))
+        return max(candidates)[1] if candidates else None
+
+
+def format_revision(ref_name, commit):
+    """Flux's revision format: ``main@sha1:<sha>``, ``v1.2.0@sha1:<sha>``, or ``sha1:<sha>`` for a commit."""
+    algorithm = "sha256" if len(commit) == 64 else "sha1"
+    return "%s@%s:%s" % (ref_name, algorithm, commit) if ref_name else "%s:%s" % (algorithm, commit)
+
+
+def normalize_ref(ref):
+    """The one ref kind and value of a ``ref`` mapping; ``(None, None)`` means the remote's default branch."""
+    ref = dict((k, v) for k, v in (ref or {}).items() if v not in (None, ""))
+    unknown = sorted(set(ref) - set(REF_KINDS))
+    if unknown:
+        raise FederationError("ref has unknown key(s) %s: use one of %s" % (", ".join(unknown), ", ".join(REF_KINDS)))
+    if len(ref) > 1:
+        raise FederationError("ref may set only one of %s, got %s" % (", ".join(REF_KINDS), ", ".join(sorted(ref))))
+    if not ref:
+        return None, None
+    kind, value = next(iter(ref.items()))
+    value = str(value).strip()
+    if kind == "commit" and not _HEX_RE.match(value):
+        raise FederationError("ref.commit %r is not a commit SHA (7 to 64 hex digits)" % value)
+    if kind in ("branch", "tag") and (value.startswith("-") or ".." in value or value.startswith("refs/")):
+        raise FederationError("ref.%s %r is not a valid %s name (give the short name, e.g. 'main')" % (kind, value, kind))
+    if kind == "semver":
+        SemverRange(value)  # fail early on a malformed range
+    return kind, value
+
+
+# -- credentials ---------------------------------------------------------------------------------------------
+
+class GitCredentials:
+    """HTTPS basic auth or bearer token, or an SSH key with known_hosts. Never printed."""
+
+    # Keys of a Flux GitRepository secret (and of a FederatedSecret holding one).
+    SECRET_KEYS = {"username": "username", "password": "password", "bearerToken": "bearer_token",
+                   "identity": "ssh_private_key", "known_hosts": "known_hosts"}
+    IGNORED_SECRET_KEYS = ("identity.pub",)
+
+    def __init__(self, username=None, password=None, bearer_token=None, ssh_private_key=None, known_hosts=None,
+                 insecure_skip_host_key_check=False):
+        self.username = username or None
+        self.password = password or None
+        self.bearer_token = bearer_token or None
+        self.ssh_private_key = ssh_private_key or None
+        self.known_hosts = known_hosts or None
+        self.insecure_skip_host_key_check = bool(insecure_skip_host_key_check)
+        if self.password and self.bearer_token:
+            raise FederationError("give either password or bearer_token (bearerToken), not both")
+
+    @classmethod
+    def from_secret_data(cls, data, **explicit):
+        """Credentials from a secret's data (Flux key names, decoded values); explicit options win."""
+        values = {}
+        unsupported = []
+        for key, value in (data or {}).items():
+            if key in cls.SECRET_KEYS:
+                values[cls.SECRET_KEYS[key]] = value
+            elif key not in cls.IGNORED_SECRET_KEYS:
+                unsupported.append(key)
+        if unsupported:
+            raise FederationError("secret_data has unsupported key(s) %s; supported: %s"
+                                  % (", ".join(sorted(unsupported)), ", ".join(sorted(cls.SECRET_KEYS))))
+        for name, value in explicit.items():
+            if value not in (None, ""):
+                values[name] = value
+        return cls(**values)
+
+    @property
+    def secrets(self):
+        """Every string that must never be shown: scrub() masks them."""
+        found = [self.password, self.bearer_token]
+        if self.username and self.password:
+            userpass = ("%s:%s" % (self.username, self.password)).encode("utf-8")
+            found.append(base64.b64encode(userpass).decode("ascii"))
+        if self.ssh_private_key:
+            found.append(self.ssh_private_key)
+            found.append(self.ssh_private_key.strip())
+            # Each line of the key body, in case a tool quotes part of it.
+            found.extend(line.strip() for line in self.ssh_private_key.splitlines()
+                         if len(line.strip()) >= 8 and not line.startswith("-----"))
+        return [s for s in found if s]
+
+
+class GitCommandError(Exception):
+    def __init__(self, message, stderr):
+        super(GitCommandError, self).__init__(message)
+        self.message = message
+        self.stderr = stderr
+
+
+class Checkout:
+    """The outcome of a sync: a working tree at ``commit``."""
+
+    def __init__(self, path, commit, ref_name, fetched, rebuilt_because=None):
+        self.path = path
+        self.commit = commit
+        self.ref_name = ref_name
+        self.revision = format_revision(ref_name, commit)
+        self.fetched = fetched
+        self.rebuilt_because = rebuilt_because
+
+
+class GitSource:
+    """One repository URL with its credentials and its cached clone."""
+
+    def __init__(self, url, credentials=None, cache_dir=None, timeout=DEFAULT_TIMEOUT, tmp_dir=None):
+        self.credentials = credentials or GitCredentials()
+        self.url, url_username, url_password = split_url_credentials(url)
+        if url_username and not self.credentials.username:
+            self.credentials.username = url_username
+        if url_password and not self.credentials.password:
+            self.credentials.password = url_password
+        self.secrets = self.credentials.secrets
+        self.cache_dir = os.path.abspath(os.path.expanduser(cache_dir or default_cache_dir()))
+        self.key = cache_key(self.url)
+        self.path = os.path.join(self.cache_dir, self.key)
+        self.lock_path = self.path + ".lock"
+        self.timeout = float(timeout or DEFAULT_TIMEOUT)
+        self.tmp_dir = tmp_dir
+        self._env = None
+        self._deadline = None
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def checkout(self, ref=None):
+        """Hold the cache lock, bring the clone to the commit ``ref`` resolves to, and yield a Checkout.
+
+        ``ref`` is a mapping with one of branch/tag/semver/commit (none: the remote's default branch).
+        Credential files exist only while git runs, not while the caller reads the working tree.
+        """
+        kind, value = normalize_ref(ref)
+        self._deadline = time.monotonic() + self.timeout
+        try:
+            os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
+        except OSError as err:
+            raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
+        with self._lock():
+            with self._credential_env():
+                checkout = self._sync(kind, value)
+            yield checkout
+
+    # -- ref resolution ---------------------------------------------------------------------------------
+
+    def _ls_remote(self, option, *patterns):
+        """{refname: commit} from one ``git ls-remote`` round trip; peeled tags resolve to their commit."""
+        output = self._git(["ls-remote", option, self.url] + list(patterns), what="list refs of", cwd=self.cache_dir)
+        refs, peeled, symrefs = {}, {}, {}
+        for line in output.splitlines():
+            sha, name = (line.split("\t", 1) + [""])[:2]
+            if sha.startswith("ref: "):
+                symrefs[name] = sha[5:]
+            elif name.endswith("^{}"):
+                peeled[name[:-3]] = sha
+            elif name:
+                refs[name] = sha
+        refs.update(peeled)
+        return refs, symrefs
+
+    def _resolve_remote(self, kind, value):
+        """(ref name, remote commit or None, local ref to fetch into) for one ref, with one round trip."""
+        if kind is None:
+            refs, symrefs = self._ls_remote("--symref")
+            head = symrefs.get("HEAD", "")
+            if not head.startswith("refs/heads/"):
+                raise FederationError("the repository %s has no default branch (HEAD); set ref.branch" % self.url)
+            branch = head[len("refs/heads/"):]
+            return branch, refs.get(head), "branch"
+        if kind == "branch":
+            name = "refs/heads/" + value
+            refs = self._ls_remote("--heads", name)[0]
+            if name not in refs:
+                raise FederationError("branch %r not found in %s (option ref.branch)" % (value, self.url))
+            return value, refs[name], "branch"
+        if kind == "tag":
+            name = "refs/tags/" + value
+            refs = self._ls_remote("--tags", name, name + "^{}")[0]
+            if name not in refs:
+                raise FederationError("tag %r not found in %s (option ref.tag)" % (value, self.url))
+            return value, refs[name], "tag"
+        if kind == "semver":
+            refs = self._ls_remote("--tags")[0]
+            tags = [name[len("refs/tags/"):] for name in refs if name.startswith("refs/tags/")]
+            best = SemverRange(value).best(tags)
+            if best is None:
+                versions = sorted((Version.parse(t), t) for t in tags if Version.parse(t) is not None)
+                seen = ", ".join(pair[1] for pair in versions[-10:]) or "none"
+                raise FederationError("no tag of %s matches ref.semver %r (semver tags: %s)" % (self.url, value, seen))
+            return best, refs["refs/tags/" + best], "tag"
+        return None, None, "commit"
+
+    # -- cache --------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """An exclusive flock per repository: concurrent runs on one URL take turns. The kernel drops it when
+        a process dies, so it never goes stale (git's own *.lock files can; see _unhealthy)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError):
+                    if time.monotonic() >= self._deadline:
+                        raise FederationError("the cache of %s (%s) stayed locked by another run for %ss (option timeout)"
+                                              % (self.url, self.path, int(self.timeout)))
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)
+
+    def _unhealthy(self):
+        """Why the cached clone cannot be used as is, or None when it can (or does not exist yet)."""
+        git_dir = os.path.join(self.path, ".git")
+        if not os.path.lexists(self.path):
+            return None
+        if not os.path.isdir(git_dir):
+            return "it has no .git directory"
+        # We hold the flock, so no git of ours is running here: any git lock file is left over from a
+        # process that was killed, and git would refuse to work until it is gone.
+        for top, dirs, files in os.walk(git_dir):
+            dirs[:] = [d for d in dirs if d not in ("objects",)]
+            for name in files:
+                if name.endswith(".lock"):
+                    return "it has a stale lock file %s" % os.path.relpath(os.path.join(top, name), self.path)
+        try:
+            origin = self._git(["config", "--get", "remote.origin.url"], what="read the cache of", cwd=self.path)
+        except FederationError:
+            return "git cannot read it"
+        if origin.strip() != self.url:
+            return "it belongs to another URL"
+        return None
+
+    def _rebuild(self):
+        if os.path.lexists(self.path):
+            try:
+                shutil.rmtree(self.path) if os.path.isdir(self.path) and not os.path.islink(self.path) \
+                    else os.remove(self.path)
+            except OSError as err:
+                raise FederationError("cannot remove the broken cache %s: %s" % (self.path, err))
+        self._git(["init", "-q", self.path], what="create the cache of", cwd=self.cache_dir)
+        self._git(["remote", "add", "origin", self.url], what="configure the cache of", cwd=self.path)
+
+    def _sync(self, kind, value):
+        ref_name, remote_commit, ref_type = self._resolve_remote(kind, value)
+        reason = self._unhealthy()
+        rebuilt_because = reason
+        if reason or not os.path.isdir(self.path):
+            self._rebuild()
+        try:
+            commit, fetched = self._ensure_commit(ref_type, ref_name if ref_type != "commit" else value,
+                                                  remote_commit)
+            self._checkout(commit)
+        except GitCommandError as err:
+            if any(marker in err.stderr for marker in _TRANSPORT_ERRORS):
+                raise FederationError(err.message)
+            # A failure inside the clone (corrupt objects, broken refs): start again from a fresh clone once.
+            rebuilt_because = "git failed in it: %s" % _summary(err.stderr)
+            self._rebuild()
+            try:
+                commit, fetched = self._ensure_commit(ref_type, ref_name if ref_type != "commit" else value,
+                                                      remote_commit)
+                self._checkout(commit)
+            except GitCommandError as again:
+                raise FederationError(again.message)
+        return Checkout(self.path, commit, ref_name, fetched, rebuilt_because)
+
+    def _local_commit(self, rev):
+        """The full SHA of rev if the clone has that commit, else None."""
+        try:
+            return self._git(["rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}"],
+                             what="inspect the cache of", cwd=self.path, raw_errors=True).strip() or None
+        except GitCommandError:
+            return None
+
+    def _fetch(self, *refspecs):
+        self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
+                  what="fetch", cwd=self.path, raw_errors=True)
+
+    def _ensure_commit(self, ref_type, name, remote_commit):
+        """(commit, fetched): the commit the ref points at, fetching only when the clone lacks it."""
+        if ref_type == "commit":
+            found = self._local_commit(name)
+            if found:
+                return found, False
+            self._fetch("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+            found = self._local_commit(name)
+            if not found and len(name) in (40, 64):
+                try:  # a commit no branch or tag reaches; servers may allow fetching it by SHA
+                    self._fetch(name)
+                except GitCommandError:
+                    pass
+                found = self._local_commit(name)
+            if not found:
+                raise FederationError("commit %s not found in %s (option ref.commit)" % (name, self.url))
+            return found, True
+        if remote_commit and self._local_commit(remote_commit):
+            return remote_commit, False
+        if ref_type == "branch":
+            local_ref = "refs/remotes/origin/" + name
+            self._fetch("+refs/heads/%s:%s" % (name, local_ref))
+        else:
+            local_ref = "refs/tags/" + name
+            self._fetch("+%s:%s" % (local_ref, local_ref))
+        # The ref may have moved since ls-remote; what was fetched is what we check out and report.
+        found = self._local_commit(local_ref)
+        if not found:
+            raise FederationError("%s %r of %s does not point at a commit" % (ref_type, name, self.url))
+        return found, True
+
+    def _checkout(self, commit):
+        self._git(["checkout", "--quiet", "--force", "--detach", commit], what="check out", cwd=self.path,
+                  raw_errors=True)
+        # Nothing but the commit's files: a previous run or a person may have left files behind.
+        self._git(["clean", "-q", "-ffdx"], what="clean the checkout of", cwd=self.path, raw_errors=True)
+
+    # -- running git --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _credential_env(self):
+        """The git environment, with credential files in a private temp dir removed on the way out."""
+        env = dict((k, v) for k, v in os.environ.items()
+                   if not k.startswith("GIT_") and k not in ("SSH_ASKPASS", "SSH_ASKPASS_REQUIRE"))
+        env.update({
+            "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+            "LC_ALL": "C", "LANGUAGE": "C",
+        })
+        config = [
+            ("credential.helper", ""),  # never store or look up credentials anywhere
+            ("advice.detachedHead", "false"),
+            ("gc.autoDetach", "false"),  # no background gc outliving the run and holding locks
+            ("protocol.ext.allow", "never"),
+            ("init.defaultBranch", "gitops-federation-cache"),
+        ]
+        creds = self.credentials
+        cred_dir = tempfile.mkdtemp(prefix="gitops-federation-git-", dir=self.tmp_dir)
+        try:
+            if creds.username or creds.password:
+                askpass = os.path.join(cred_dir, "askpass.sh")
+                _write_private(askpass, _ASKPASS_SCRIPT, 0o700)
+                env.update({"GIT_ASKPASS": askpass, _ASKPASS_USERNAME: creds.username or "",
+                            _ASKPASS_PASSWORD: creds.password or ""})
+            if creds.bearer_token:
+                config.append(("http.extraHeader", "Authorization: Bearer %s" % creds.bearer_token))
+            ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % max(1, int(self.timeout))]
+            if creds.ssh_private_key:
+                key_path = os.path.join(cred_dir, "identity")
+                key = creds.ssh_private_key if creds.ssh_private_key.endswith("\n") else creds.ssh_private_key + "\n"
+                _write_private(key_path, key, 0o600)
+                ssh += ["-i", key_path, "-o", "IdentitiesOnly=yes"]
+            if creds.insecure_skip_host_key_check:
+                ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + os.devnull,
+                        "-o", "LogLevel=ERROR"]
+            else:
+                ssh += ["-o", "StrictHostKeyChecking=yes"]
+                if creds.known_hosts:
+                    known_hosts_path = os.path.join(cred_dir, "known_hosts")
+                    text = creds.known_hosts if creds.known_hosts.endswith("\n") else creds.known_hosts + "\n"
+                    _write_private(known_hosts_path, text, 0o600)
+                    ssh += ["-o", "UserKnownHostsFile=" + known_hosts_path]
+            # git runs GIT_SSH_COMMAND through sh; every word is quoted, and it holds paths only, no secret.
+            env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(word) for word in ssh)
+            env["GIT_CONFIG_COUNT"] = str(len(config))
+            for index, (key, value) in enumerate(config):
+                env["GIT_CONFIG_KEY_%d" % index] = key
+                env["GIT_CONFIG_VALUE_%d" % index] = value
+            self._env = env
+            yield env
+        finally:
+            self._env = None
+            shutil.rmtree(cred_dir, ignore_errors=True)
+
+    def _git(self, args, what, cwd, raw_errors=False):
+        """Run git with an argument list; stdout on success. Errors name the operation and URL, scrubbed."""
+        env = self._env
+        if env is None:  # outside _credential_env: local commands only
+            env = dict((k, v) for k, v in os.environ.items() if not k.startswith("GIT_"))
+            env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C")
+        remaining = self._deadline - time.monotonic() if self._deadline else self.timeout
+        if remaining <= 0:
+            raise FederationError("git: %s %s did not finish within %ss (option timeout)"
+                                  % (what, self.url, int(self.timeout)))
+        try:
+            proc = subprocess.Popen(["git"] + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as err:
+            raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
+        try:
+            out, err = proc.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            # git's helpers (ssh, git-remote-http) run in the same new session: stop them all.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.communicate()
+            raise FederationError("git: %s %s did not finish within %ss (option timeout)"
+                                  % (what, self.url, int(self.timeout)))
+        stdout = out.decode("utf-8", "replace")
+        if proc.returncode == 0:
+            return stdout
+        stderr = scrub(err.decode("utf-8", "replace"), self.secrets)
+        message = "git: cannot %s %s: %s%s" % (what, self.url, _summary(stderr), _hint(stderr))
+        if raw_errors:
+            raise GitCommandError(message, stderr)
+        raise FederationError(message)
+
+
+def _summary(stderr):
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return " ".join(lines) if lines else "git exited with an error and printed nothing"
+
+
+def _hint(stderr):
+    if "Authentication failed" in stderr:
+        return " (check username and password/token)"
+    if "could not read Username" in stderr or "could not read Password" in stderr:
+        return " (the server asks for credentials: set username and password, or secret_data)"
+    if "Host key verification failed" in stderr:
+        return (" (the server's SSH host key is not in known_hosts or does not match it: give its key in "
+                "known_hosts, or set insecure_skip_host_key_check)")
+    if "Permission denied (publickey" in stderr:
+        return " (the server refused the SSH key: check ssh_private_key and that the key has access)"
+    return ""
+
+
+def _write_private(path, text, mode):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
