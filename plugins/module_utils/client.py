@@ -233,6 +233,9 @@ class ClusterClient:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if uid:
             body["preconditions"] = {"uid": uid}
+        if dry_run:
+            # With a DeleteOptions body the API server ignores query parameters: dryRun must be in the body.
+            body["dryRun"] = ["All"]
         try:
             self.request("DELETE", resource.path(namespace, name), body=body,
                          query={"dryRun": "All" if dry_run else None})

@@ -142,6 +142,15 @@ options:
     description:
       - The source revision being applied (for example C(main@sha1:<commit>)); recorded in the inventory.
     type: str
+  overrides:
+    description:
+      - Per-cluster overrides with a target, applied to the bundle's objects before anything else (what
+        M(gitops.federation.gitops_source_info) returns as C(sources[].clusters[<cluster>].overrides)).
+      - Each operation patches the objects its C(target) selects (C(kind), C(name), optionally C(group) and
+        C(namespace)) with C(op) V(add), V(replace) or V(remove) at the RFC 6901 C(path). A target that selects
+        no object, or a path that does not exist, fails the sync before anything is written.
+    type: list
+    elements: dict
 notes:
   - Requests scale with the number of kinds, not objects, when nothing changed; the result's RV(api_requests)
     shows them by verb.
@@ -241,6 +250,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.engine import En
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
 
 
 def argspec():
@@ -265,6 +275,7 @@ def argspec():
             failed=dict(type="str"),
         )),
         revision=dict(type="str"),
+        overrides=dict(type="list", elements="dict"),
     )
 
 
@@ -284,6 +295,8 @@ def run_module(module):
             result = engine.teardown()
         else:
             objects = params["manifests"] if params["manifests"] is not None else load_bundle(params["src"])
+            if params["overrides"]:
+                objects = apply_object_overrides(objects, params["overrides"])
             protect_secret_values(module, objects)
             result = engine.sync(objects)
     finally:

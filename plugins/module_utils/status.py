@@ -1,0 +1,300 @@
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Status of federated objects, computed from one sync's per-cluster results.
+
+Pure functions: the caller reads the live object, passes its status here, and writes the result
+through the status subresource only when ``status_changed`` says so.
+
+``status.clusters`` (one entry per cluster the object was applied to)
+  A result merges into its cluster's entry:
+
+  - ``Applied`` with writes (created/configured/pruned/deleted > 0), a new revision, or after another
+    status: the entry takes the result (``status``, ``revision``, ``counts``, ``message``, ``healthy``)
+    and ``lastAppliedTime`` becomes now.
+  - ``Applied`` with no write, at the entry's revision, when the entry already says ``Applied`` (a
+    no-op sync): the entry stays as it is (only ``healthy`` follows the result). So ``revision``,
+    ``lastAppliedTime`` and ``counts`` describe the last sync that changed something on that
+    cluster, and a rerun with nothing to do changes nothing.
+  - ``Failed`` / ``Unreachable``: ``status``, ``message`` and ``counts`` from the result; ``revision``
+    and ``lastAppliedTime`` keep what was last applied there.
+  - ``Suspended``: ``status`` and ``message`` change, the rest is kept.
+  - ``Deleted``: the entry is removed (the Deleted event keeps the record).
+
+  Entries of clusters without a result in this sync are left as they are (partial recordings, for
+  example one per rollout batch, merge).
+
+Conditions (``type``, ``status``, ``reason``, ``message``, ``lastTransitionTime``, ``lastUpdateTime``,
+``observedGeneration``)
+  ``Propagation`` is True when every placed cluster has an entry that is Applied (or Suspended) at the
+  revision being synced, and no cluster outside the placement still holds objects; otherwise False,
+  naming the clusters that failed, were unreachable, were not synced yet, are behind, or still wait
+  for removal. ``Ready`` is True when Propagation is True and no placed cluster reported
+  ``healthy: false``. ``lastTransitionTime`` changes only when a condition's status flips;
+  ``lastUpdateTime`` is the time of the last status write.
+
+Idempotence: ``status_changed`` compares statuses without their timestamps. A sync whose results
+change nothing is not written at all (no request, ``changed: false``); timestamps move only together
+with a real change.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import datetime
+
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+
+APPLIED = "Applied"
+FAILED = "Failed"
+SUSPENDED = "Suspended"
+DELETED = "Deleted"
+UNREACHABLE = "Unreachable"
+RESULT_STATUSES = (APPLIED, FAILED, SUSPENDED, DELETED, UNREACHABLE)
+
+COUNT_KEYS = ("created", "configured", "unchanged", "pruned", "deleted", "skipped", "orphaned", "failed")
+WRITE_COUNTS = ("created", "configured", "pruned", "deleted")
+
+PROPAGATION = "Propagation"
+READY = "Ready"
+TIME_FIELDS = frozenset(["lastTransitionTime", "lastUpdateTime", "lastAppliedTime"])
+
+
+def utc_now():
+    """The current time as the RFC 3339 string Kubernetes uses (second precision, UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def writes(counts):
+    return sum(int((counts or {}).get(key) or 0) for key in WRITE_COUNTS)
+
+
+def counts_phrase(counts):
+    """'created 2, configured 1, unchanged 5': the non-zero counts, in change-set order."""
+    parts = ["%s %d" % (key, int(counts[key])) for key in COUNT_KEYS if (counts or {}).get(key)]
+    return ", ".join(parts) if parts else "no objects"
+
+
+def normalize_results(results, revision=None):
+    """Validate a sync's results: [{cluster, status, counts?, message?, revision?, healthy?}]."""
+    normalized, seen = [], set()
+    for index, result in enumerate(results or []):
+        where = "results[%d]" % index
+        if not isinstance(result, dict):
+            raise FederationError("%s: expected {cluster, status, counts, message, revision}" % where)
+        cluster = result.get("cluster")
+        if not cluster:
+            raise FederationError("%s: cluster is required" % where)
+        if cluster in seen:
+            raise FederationError("%s: cluster %s has two results; give one result per cluster" % (where, cluster))
+        seen.add(cluster)
+        state = result.get("status")
+        if state not in RESULT_STATUSES:
+            raise FederationError("%s (cluster %s): status %r is not one of %s"
+                                  % (where, cluster, state, ", ".join(RESULT_STATUSES)))
+        counts = {}
+        for key, value in (result.get("counts") or {}).items():
+            if key not in COUNT_KEYS:
+                continue  # tolerate extra keys of a change set's counts
+            try:
+                number = int(value or 0)
+            except (TypeError, ValueError):
+                raise FederationError("%s (cluster %s): counts.%s must be a number, got %r" % (where, cluster, key, value))
+            if number < 0:
+                raise FederationError("%s (cluster %s): counts.%s must not be negative" % (where, cluster, key))
+            if number:
+                counts[key] = number
+        healthy = result.get("healthy")
+        if healthy is not None and not isinstance(healthy, bool):
+            raise FederationError("%s (cluster %s): healthy must be true or false" % (where, cluster))
+        normalized.append(dict(cluster=cluster, status=state, counts=counts, message=result.get("message") or None,
+                               revision=result.get("revision") or revision, healthy=healthy))
+    return normalized
+
+
+def _entry(name, **fields):
+    entry = {"name": name}
+    entry.update((k, v) for k, v in fields.items() if v not in (None, {}, ""))
+    return entry
+
+
+def merge_clusters(previous_entries, results, now, track_revision=True):
+    """status.clusters after this sync's results (see the module docstring), sorted by cluster name."""
+    entries = dict((e.get("name"), copy.deepcopy(e)) for e in previous_entries or [] if e.get("name"))
+    for result in results:
+        name, previous = result["cluster"], entries.get(result["cluster"])
+        state = result["status"]
+        if state == DELETED:
+            entries.pop(name, None)
+            continue
+        if state == APPLIED:
+            revision = result["revision"] if track_revision else None
+            noop = (previous is not None and previous.get("status") == APPLIED and not writes(result["counts"])
+                    and (not track_revision or previous.get("revision") == revision))
+            if noop:
+                if result["healthy"] is not None:
+                    previous["healthy"] = result["healthy"]
+                continue
+            new_revision = track_revision and (previous is None or previous.get("revision") != revision)
+            applied_time = previous.get("lastAppliedTime") if previous else None
+            if writes(result["counts"]) or new_revision or not applied_time:
+                applied_time = now
+            entries[name] = _entry(name, status=APPLIED, revision=revision, lastAppliedTime=applied_time,
+                                   counts=result["counts"], message=result["message"], healthy=result["healthy"])
+        elif state in (FAILED, UNREACHABLE):
+            previous = previous or {}
+            entries[name] = _entry(name, status=state, revision=previous.get("revision"),
+                                   lastAppliedTime=previous.get("lastAppliedTime"), counts=result["counts"],
+                                   message=result["message"])
+        else:  # Suspended
+            entry = copy.deepcopy(previous) if previous else {"name": name}
+            entry["status"] = SUSPENDED
+            entry["message"] = result["message"] or "sync suspended: objects are left as they are"
+            entries[name] = entry
+    return [entries[name] for name in sorted(entries)]
+
+
+def set_condition(previous_conditions, ctype, state, reason, message, now, generation=None):
+    """A condition; lastTransitionTime is kept unless the status flips."""
+    previous = find_condition(previous_conditions, ctype)
+    transition = now
+    if previous and previous.get("status") == state and previous.get("lastTransitionTime"):
+        transition = previous["lastTransitionTime"]
+    condition = {"type": ctype, "status": state, "reason": reason, "message": message,
+                 "lastTransitionTime": transition, "lastUpdateTime": now}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def find_condition(conditions, ctype):
+    for condition in conditions or []:
+        if condition.get("type") == ctype:
+            return condition
+    return None
+
+
+def propagation_problems(entries, placed, target_revision=None):
+    """What keeps an object from being propagated, as (label, [descriptions]) pairs in a stable order."""
+    by_name = dict((e["name"], e) for e in entries)
+    failed, unreachable, missing, behind = [], [], [], []
+    for name in placed:
+        entry = by_name.get(name)
+        if entry is None:
+            missing.append(name)
+        elif entry.get("status") == FAILED:
+            failed.append("%s (%s)" % (name, entry["message"]) if entry.get("message") else name)
+        elif entry.get("status") == UNREACHABLE:
+            unreachable.append("%s (%s)" % (name, entry["message"]) if entry.get("message") else name)
+        elif target_revision and entry.get("revision") != target_revision:
+            behind.append("%s (%s)" % (name, entry.get("revision") or "nothing applied"))
+    stale = [e["name"] for e in entries if e["name"] not in placed]
+    problems = [("failed on", failed), ("unreachable", unreachable), ("not synced yet", missing),
+                ("behind", behind), ("still applied to clusters outside the placement", stale)]
+    return [(label, names) for label, names in problems if names]
+
+
+def build_conditions(previous_conditions, entries, placed, now, generation=None, revision=None, suspended=False,
+                     subject="revision"):
+    """The Propagation and Ready conditions for merged entries."""
+    problems = propagation_problems(entries, placed, revision)
+    if problems:
+        hard = any(label in ("failed on", "unreachable") for label, unused in problems)
+        reason = "Suspended" if suspended else ("PropagationFailed" if hard else "Progressing")
+        message = "; ".join("%s: %s" % (label, ", ".join(names)) for label, names in problems)
+        if suspended:
+            message = "sync suspended; " + message
+        propagation = set_condition(previous_conditions, PROPAGATION, "False", reason, message, now, generation)
+        ready = set_condition(previous_conditions, READY, "False", reason, message, now, generation)
+        return [propagation, ready]
+    what = "%s %s" % (subject, revision) if revision else subject
+    if placed:
+        message = "%s applied to %d cluster%s: %s" % (what, len(placed), "" if len(placed) == 1 else "s", ", ".join(placed))
+    else:
+        message = "placed on no cluster"
+    propagation = set_condition(previous_conditions, PROPAGATION, "True", "Propagated", message, now, generation)
+    by_name = dict((e["name"], e) for e in entries)
+    unhealthy = [name for name in placed if by_name.get(name, {}).get("healthy") is False]
+    if unhealthy:
+        details = ", ".join("%s (%s)" % (n, by_name[n]["message"]) if by_name[n].get("message") else n
+                            for n in unhealthy)
+        ready = set_condition(previous_conditions, READY, "False", "HealthCheckFailed",
+                              "not healthy on: %s" % details, now, generation)
+    else:
+        ready = set_condition(previous_conditions, READY, "True", "Succeeded", message, now, generation)
+    return [propagation, ready]
+
+
+def build_status(previous_status, results, placed, now, generation=None, revision=None, suspended=False,
+                 track_revision=True, subject="revision"):
+    """The new status of a FederatedKustomization (track_revision) or FederatedSecret (not)."""
+    previous_status = previous_status or {}
+    entries = merge_clusters(previous_status.get("clusters"), results, now, track_revision)
+    last_applied = previous_status.get("lastAppliedRevision")
+    if track_revision and revision and any(r["status"] == APPLIED and r["revision"] == revision for r in results):
+        last_applied = revision
+    target = (revision or last_applied) if track_revision else None
+    conditions = build_conditions(previous_status.get("conditions"), entries, list(placed), now, generation,
+                                  target, suspended, subject)
+    # Conditions this module does not own (set by someone else) are kept.
+    ours = set(c["type"] for c in conditions)
+    conditions += [copy.deepcopy(c) for c in previous_status.get("conditions") or [] if c.get("type") not in ours]
+    status = {"clusters": entries, "conditions": conditions}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if track_revision and last_applied:
+        status["lastAppliedRevision"] = last_applied
+    return status
+
+
+def build_source_status(previous_status, now, generation=None, revision=None, error=None):
+    """The new status of a FederatedGitRepository: the artifact (last revision fetched) and Ready."""
+    previous_status = previous_status or {}
+    status = {}
+    artifact = copy.deepcopy(previous_status.get("artifact") or {})
+    if revision and not error and artifact.get("revision") != revision:
+        artifact = {"revision": revision, "lastUpdateTime": now}
+    if artifact:
+        status["artifact"] = artifact
+    if error:
+        ready = set_condition(previous_status.get("conditions"), READY, "False", "FetchFailed", error, now, generation)
+    elif artifact.get("revision"):
+        ready = set_condition(previous_status.get("conditions"), READY, "True", "Succeeded",
+                              "stored artifact for revision %s" % artifact["revision"], now, generation)
+    else:
+        ready = set_condition(previous_status.get("conditions"), READY, "Unknown", "Progressing",
+                              "no revision fetched yet", now, generation)
+    conditions = [ready] + [copy.deepcopy(c) for c in previous_status.get("conditions") or [] if c.get("type") != READY]
+    status["conditions"] = conditions
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
+
+
+def without_times(value):
+    """A copy of a status without its timestamps (what status_changed compares)."""
+    if isinstance(value, dict):
+        return dict((k, without_times(v)) for k, v in value.items() if k not in TIME_FIELDS)
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+def status_changed(old, new):
+    """True when new differs from old in anything but timestamps."""
+    return without_times(_canonical(old or {})) != without_times(_canonical(new or {}))
+
+
+def _canonical(status):
+    """Order-insensitive lists keyed by name/type, empty values dropped, so equal statuses compare equal."""
+    out = {}
+    for key, value in status.items():
+        if value in (None, [], {}, ""):
+            continue
+        if key == "clusters":
+            value = sorted(value, key=lambda e: e.get("name", ""))
+        elif key == "conditions":
+            value = sorted(value, key=lambda c: c.get("type", ""))
+        out[key] = value
+    return out

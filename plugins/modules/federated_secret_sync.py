@@ -1,0 +1,234 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: federated_secret_sync
+short_description: Propagate a project's federated secrets to one attached cluster
+version_added: 0.1.0
+description:
+  - Reads the C(FederatedSecret)s of O(namespace) and their Secrets on the management cluster (connection
+    O(management)), builds the Secrets placed on the attached cluster O(cluster) (the management Secret's data,
+    the template's labels, annotations and type, and that cluster's overrides), and reconciles them into the
+    project namespace of the attached cluster (the module's connection options) with the apply engine of
+    M(gitops.federation.cluster_sync), under the owner C(gitops/<namespace>/federated-secrets).
+  - So a Secret appears on each cluster it is placed on, follows updates, and is pruned from a cluster when it
+    is no longer placed there or its FederatedSecret is deleted.
+  - Secret values travel from one cluster to the other inside this module only; they never appear in
+    arguments, return values, diffs or logs.
+  - Returns, per federated secret, the result to record with M(gitops.federation.gitops_status).
+author:
+  - gitops.federation maintainers (@gitops-federation)
+extends_documentation_fragment:
+  - gitops.federation.cluster_auth
+attributes:
+  check_mode:
+    support: full
+    description: Dry-runs the changes on the attached cluster; nothing is written.
+  diff_mode:
+    support: full
+    description: Before and after of every changed Secret, with every value redacted.
+options:
+  management:
+    description:
+      - Connection to the management cluster, with the same keys as the module's own connection options (which
+        are for the attached cluster). Environment variables do not apply here.
+    type: dict
+    required: true
+    suboptions:
+      kubeconfig:
+        description: Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+        type: raw
+      context:
+        description: The kubeconfig context to use.
+        type: str
+      host:
+        description: URL of the API server.
+        type: str
+      api_key:
+        description: Bearer token.
+        type: str
+      client_cert:
+        description: Path to a client certificate.
+        type: path
+      client_key:
+        description: Path to the key of O(management.client_cert).
+        type: path
+      ca_cert:
+        description: Path to a CA certificate to verify the API server.
+        type: path
+      validate_certs:
+        description: Whether to verify the API server's TLS certificate.
+        type: bool
+      proxy:
+        description: HTTP proxy URL.
+        type: str
+      request_timeout:
+        description: Seconds to wait for any single API request.
+        type: float
+        default: 30
+  namespace:
+    description: The project namespace, on both clusters.
+    type: str
+    required: true
+  cluster:
+    description: The name of the attached cluster in the inventory (what placements and overrides name).
+    type: str
+    required: true
+  cluster_labels:
+    description: The attached cluster's labels, for C(clusterSelector) placements (host var C(cluster_labels)).
+    type: dict
+    default: {}
+  state:
+    description:
+      - V(present) reconciles the Secrets placed on the cluster (pruning the others); V(absent) removes every
+        federated secret of the project from the cluster.
+    type: str
+    choices: [present, absent]
+    default: present
+  create_namespace:
+    description: Create the project namespace on the attached cluster when it does not exist.
+    type: bool
+    default: false
+seealso:
+  - module: gitops.federation.federated_secret
+  - module: gitops.federation.gitops_status
+  - module: gitops.federation.cluster_sync
+"""
+
+EXAMPLES = r"""
+- name: Propagate the federated secrets of team-a to every attached cluster
+  hosts: attached
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Sync the federated secrets
+      gitops.federation.federated_secret_sync:
+        kubeconfig: "{{ kubeconfig }}"
+        management:
+          kubeconfig: "{{ hostvars[groups['management'][0]].kubeconfig }}"
+        namespace: team-a
+        cluster: "{{ inventory_hostname }}"
+        cluster_labels: "{{ cluster_labels | default({}) }}"
+      register: secrets_sync
+"""
+
+RETURN = r"""
+secrets:
+  description: The federated secrets placed on this cluster.
+  returned: always
+  type: list
+  elements: str
+  sample: [git-credentials]
+status_results:
+  description:
+    - Per federated secret, the result of this cluster for M(gitops.federation.gitops_status) (with
+      O(gitops.federation.gitops_status#module:kind=FederatedSecret)). Secrets pruned from the cluster are
+      reported V(Deleted).
+  returned: always
+  type: dict
+  sample:
+    git-credentials: {cluster: attached-1, status: Applied, counts: {created: 1}}
+change_set:
+  description: One entry per Secret, what was done (see M(gitops.federation.cluster_sync)).
+  returned: always
+  type: list
+  elements: dict
+counts:
+  description: Number of Secrets per action.
+  returned: always
+  type: dict
+summary:
+  description: The counts as one line.
+  returned: always
+  type: str
+inventory:
+  description: The owner's inventory on the attached cluster.
+  returned: always
+  type: dict
+health:
+  description: Always empty (Secrets are ready when applied).
+  returned: always
+  type: list
+  elements: dict
+api_requests:
+  description: API requests made to the attached cluster, by verb.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
+    cluster_client, cluster_module, sync_return)
+from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
+    secret_manifests_for_cluster, secret_status_results, secrets_owner)
+from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, FederationStore
+from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+
+
+def management_options():
+    """The connection options again, for the management cluster: same names, no environment fallback."""
+    options = {}
+    for name, spec in AUTH_ARG_SPEC.items():
+        spec = dict((k, v) for k, v in spec.items() if k not in ("fallback", "aliases"))
+        options[name] = spec
+    return options
+
+
+def argspec():
+    return dict(
+        management=dict(type="dict", required=True, options=management_options()),
+        namespace=dict(type="str", required=True),
+        cluster=dict(type="str", required=True),
+        cluster_labels=dict(type="dict", default={}),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        create_namespace=dict(type="bool", default=False),
+    )
+
+
+def run_module(module):
+    params = module.params
+    namespace, cluster = params["namespace"], params["cluster"]
+    options = SyncOptions(owner=secrets_owner(namespace), namespace=namespace, prune=True, allow_empty=True,
+                          create_namespace=params["create_namespace"], check_mode=module.check_mode)
+    placed, manifests = [], []
+    if params["state"] == "present":
+        store = FederationStore(ClusterClient(auth_from_params(params["management"]), name="management"))
+        federated_secrets = store.list(FEDERATED_SECRET, namespace)
+        secrets = {}
+        for federated_secret in federated_secrets:
+            name = federated_secret["metadata"]["name"]
+            live = store.get("Secret", namespace, name)
+            if live is not None:
+                secrets[name] = live
+        inventory_cluster = InventoryCluster(cluster, dict((str(k), str(v)) for k, v in params["cluster_labels"].items()))
+        manifests, placed = secret_manifests_for_cluster(inventory_cluster, federated_secrets, secrets)
+    client = cluster_client(module, name=cluster)
+    engine = Engine(client, options)
+    try:
+        result = engine.sync(manifests) if params["state"] == "present" else engine.teardown()
+    finally:
+        engine.close()
+    returned = sync_return(result, client, module)
+    returned.update(secrets=placed, status_results=secret_status_results(result.change_set.entries(), cluster))
+    module.exit_json(**returned)
+
+
+def main():
+    module = cluster_module(argspec(), supports_check_mode=True)
+    try:
+        run_module(module)
+    except FederationError as err:
+        fail_module(module, err)
+
+
+if __name__ == "__main__":
+    main()
