@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -15,6 +14,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.client import (
     HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClusterClient)
+from ansible_collections.gitops.federation.plugins.module_utils.drift import REDACTED
 from ansible_collections.gitops.federation.plugins.module_utils.objects import HAS_YAML
 
 
@@ -31,26 +31,19 @@ def cluster_module(argument_spec, **kwargs):
     return module
 
 
-def protect_secret_values(module, objects):
-    """Have Ansible mask every Secret value of these objects wherever it would print it.
+def redact_secret_arguments(objects):
+    """Replace the values of Secret manifests in module arguments by a placeholder, in place.
 
-    Manifests are module arguments, and Ansible echoes arguments back (``invocation``) and into -vvv
-    output; registering the values (both encodings) as no_log values censors them everywhere.
+    Ansible echoes a module's arguments back in its result (``invocation``); the engine works on its own
+    copy, so the arguments can be redacted before the module returns. Registering the values as no_log
+    values instead would make Ansible mask every occurrence of them in the whole result, corrupting
+    unrelated strings that merely contain a short value.
     """
     for obj in objects or []:
-        if not isinstance(obj, dict) or obj.get("kind") != "Secret":
-            continue
-        for value in (obj.get("data") or {}).values():
-            if value:
-                module.no_log_values.add(str(value))
-                try:
-                    module.no_log_values.add(base64.b64decode(str(value)).decode("utf-8"))
-                except (ValueError, UnicodeDecodeError):
-                    pass
-        for value in (obj.get("stringData") or {}).values():
-            if value:
-                module.no_log_values.add(str(value))
-                module.no_log_values.add(base64.b64encode(str(value).encode("utf-8")).decode("ascii"))
+        if isinstance(obj, dict) and obj.get("kind") == "Secret":
+            for field in ("data", "stringData"):
+                if isinstance(obj.get(field), dict):
+                    obj[field] = dict((key, REDACTED) for key in obj[field])
 
 
 def cluster_client(module, name=None):

@@ -37,6 +37,10 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
+# Set by the teardown playbook while a source's objects are being removed; a terminating source is never synced.
+TERMINATING_ANNOTATION = "gitops.federation/terminating"
+
+
 def source_owner(namespace, name):
     """The owner id under which a source's objects are applied to attached clusters."""
     return SOURCE_OWNER % (namespace, name)
@@ -203,6 +207,7 @@ def source_view(kustomization, git_repository, clusters):
     return dict(
         name=name, namespace=namespace, owner=source_owner(namespace, name), generation=metadata.get("generation"),
         suspended=bool(template_spec.get("suspend")),
+        terminating=TERMINATING_ANNOTATION in (metadata.get("annotations") or {}),
         url=git_template.get("url"), ref=git_template.get("ref") or {}, scm=git_template.get("scm") or DEFAULT_SCM,
         secret=(git_template.get("secretRef") or {}).get("name"), path=template_spec.get("path"),
         prune=template_spec.get("prune", True) is not False, wait=bool(template_spec.get("wait")),

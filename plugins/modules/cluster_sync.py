@@ -244,8 +244,10 @@ api_requests:
   sample: {GET: 5, writes: 0}
 """
 
+import copy
+
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, protect_secret_values, sync_return)
+    cluster_client, cluster_module, redact_secret_arguments, sync_return)
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
@@ -294,10 +296,13 @@ def run_module(module):
         if params["state"] == "absent":
             result = engine.teardown()
         else:
-            objects = params["manifests"] if params["manifests"] is not None else load_bundle(params["src"])
+            if params["manifests"] is not None:
+                objects = copy.deepcopy(params["manifests"])
+                redact_secret_arguments(params["manifests"])
+            else:
+                objects = load_bundle(params["src"])
             if params["overrides"]:
                 objects = apply_object_overrides(objects, params["overrides"])
-            protect_secret_values(module, objects)
             result = engine.sync(objects)
     finally:
         engine.close()
@@ -305,8 +310,10 @@ def run_module(module):
 
 
 def main():
+    # no_log=True keeps the arguments (which may hold Secret manifests) out of the system log; results and
+    # diffs are still returned, with Secret values redacted.
     module = cluster_module(
-        argspec(), supports_check_mode=True,
+        argspec(), supports_check_mode=True, no_log=True,
         mutually_exclusive=[("manifests", "src")],
         required_if=[("state", "present", ("manifests", "src"), True)],
     )

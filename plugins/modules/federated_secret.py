@@ -233,7 +233,8 @@ def argspec():
         type=dict(type="str"),
         data=dict(type="dict", no_log=True),
         string_data=dict(type="dict", no_log=True),
-        username=dict(type="str", no_log=True),
+        # A user name identifies, it does not authenticate; masking it would also mask every string containing it.
+        username=dict(type="str", no_log=False),
         password=dict(type="str", no_log=True),
         bearer_token=dict(type="str", no_log=True),
         ca_file=dict(type="str", no_log=True),

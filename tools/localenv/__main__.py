@@ -52,6 +52,25 @@ def git_down(args):
     print("stopped git servers")
 
 
+def demo_up(args):
+    """Clusters management/attached-1/attached-2, git servers, the example app pushed, an inventory written."""
+    from .inventory import EXAMPLE_APP, demo_project, write_inventory
+
+    env = LocalClusters(os.path.join(args.dir, "clusters"))
+    env.start(["mgmt", "attached-1", "attached-2"])
+    servers = GitServers(os.path.join(args.dir, "git")).start()
+    servers.create_repo("demo-app", source_dir=EXAMPLE_APP)
+    path = write_inventory(os.path.join(args.dir, "inventory.yml"), env.clusters, [demo_project(servers)], management="mgmt")
+    print(f"clusters: {', '.join(c.name for c in env.clusters)} (kubeconfigs in {env.workdir})")
+    print(f"git: {servers.http_url('demo-app')} holds examples/demo-app")
+    print(f"inventory: {path}")
+
+
+def demo_down(args):
+    clusters_down(args)
+    git_down(args)
+
+
 def status(args):
     env = LocalClusters.load(os.path.join(args.dir, "clusters"))
     for cluster in env.clusters:
@@ -72,6 +91,9 @@ def main(argv=None):
     commands.add_parser("git-up", help="start the HTTP and SSH git servers").set_defaults(func=git_up)
     commands.add_parser("git-down", help="stop the git servers").set_defaults(func=git_down)
     commands.add_parser("status", help="list running clusters").set_defaults(func=status)
+    commands.add_parser("demo-up", help="clusters, git servers, example repository and inventory for the demo"
+                        ).set_defaults(func=demo_up)
+    commands.add_parser("demo-down", help="stop what demo-up started").set_defaults(func=demo_down)
     args = parser.parse_args(argv)
     try:
         args.func(args)
