@@ -139,7 +139,7 @@ def cluster_work(plan, cluster):
         if settings is not None:
             work.append(dict(settings, key=entry["key"], owner=entry["owner"], state="present",
                              suspended=bool(settings.get("suspended"))))
-        elif cluster in entry.get("unplaced") or []:
+        elif cluster in (entry.get("unplaced") or []):
             work.append(dict(key=entry["key"], owner=entry["owner"], namespace=entry["target_namespace"],
                              state="absent", suspended=False, revision=entry.get("revision")))
     return work
