@@ -14,13 +14,15 @@ PYTEST_ARGS ?=
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS)):$(abspath $(VENV))/lib/python3.11/site-packages
 export GITOPS_FEDERATION_LOCALENV := $(abspath $(LOCALENV))
 
-.PHONY: help deps system-packages venv binaries collection-link test unit integration sanity lint \
-        clusters-up clusters-down git-up git-down demo demo-down clean
+.PHONY: help deps system-packages venv binaries collection-link test unit integration sanity lint molecule \
+        ee-context clusters-up clusters-down git-up git-down demo demo-down clean
 
 help:
 	@echo "make demo          start local clusters + git server, run sources and sync, print status"
 	@echo "make demo-down     stop everything the demo started"
-	@echo "make test          install what is needed, then unit, integration and sanity tests"
+	@echo "make test          install what is needed, then unit, integration, sanity, lint and molecule tests"
+	@echo "make molecule      molecule test -s default: real clusters, sources + sync, idempotence, verify"
+	@echo "make ee-context    ansible-builder create: the execution environment build context in .build/ee/context"
 	@echo "make clusters-up N=3 / make clusters-down    real local control planes"
 
 ## -- installation ------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ deps: system-packages venv binaries collection-link
 
 ## -- tests -------------------------------------------------------------------------------------
 
-test: deps unit integration sanity
+test: deps unit integration sanity lint molecule
 
 unit: venv collection-link
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
@@ -59,6 +61,25 @@ integration: deps
 
 sanity: venv
 	@bash tools/sanity.sh
+
+lint: venv collection-link
+	$(VENV)/bin/ansible-lint
+
+# The default scenario starts its own clusters and git server in .build/molecule/localenv (see molecule/default).
+molecule: deps
+	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test -s default
+
+## -- execution environment ---------------------------------------------------------------------
+
+# The build context AWX/AAP images are built from (docs/awx.md); `ansible-builder build` takes the same file.
+# execution-environment.yml copies .build/ee/kustomize into the image: the pinned release the tests use.
+EE_CONTEXT ?= $(BUILD)/ee/context
+
+ee-context: venv binaries
+	@mkdir -p $(BUILD)/ee
+	@install -m 0755 "$$($(PYTHON) -c 'from tools.localenv.binaries import binary; print(binary("kustomize"))')" \
+		$(BUILD)/ee/kustomize
+	$(VENV)/bin/ansible-builder create -f execution-environment.yml --context $(EE_CONTEXT) --output-filename Containerfile
 
 ## -- local environments ------------------------------------------------------------------------
 

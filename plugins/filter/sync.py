@@ -96,7 +96,7 @@ def sync_plan(sources, lease_results, render_results, projects):
                      terminating=bool(source.get("terminating")), placed=list(source.get("placed") or []),
                      unplaced=list(source.get("unplaced") or []),
                      target_namespace=source.get("target_namespace") or source["namespace"],
-                     ready=False, error=None, revision=None, clusters={})
+                     ready=False, error=None, revision=None, clusters={}, record=True)
         errors = list(source.get("errors") or [])
         if entry["suspended"] or entry["terminating"]:
             plan.append(entry)
@@ -108,6 +108,8 @@ def sync_plan(sources, lease_results, render_results, projects):
             errors.append("not synced: no lease was taken for it")
         elif lease.get("failed"):
             errors.append(lease.get("msg") or "the sync lease could not be taken")
+            # Another run is syncing it (or the lease could not be read): its status is that run's to write.
+            entry["record"] = False
         else:
             revisions = {}
             for render in source.get("renders") or []:
@@ -143,6 +145,15 @@ def cluster_work(plan, cluster):
             work.append(dict(key=entry["key"], owner=entry["owner"], namespace=entry["target_namespace"],
                              state="absent", suspended=False, revision=entry.get("revision")))
     return work
+
+
+def rollout_failures(hostvars, hosts):
+    """Clusters of earlier batches whose sync failed (a canary rollout halts after them)."""
+    failed = []
+    for host, report in _reports(hostvars, hosts):
+        if any(r.get("status") in ("Failed", "Unreachable") for r in (report.get("sources") or {}).values()):
+            failed.append(host)
+    return failed
 
 
 def _failure_status(result):
@@ -225,6 +236,8 @@ def failures(plan, hostvars, hosts):
         if entry.get("error"):
             lines.append("%s: %s" % (entry["key"], entry["error"]))
     for host, report in _reports(hostvars, hosts):
+        if report.get("halted"):
+            lines.append("%s: not synced: %s" % (host, report["halted"]))
         for key, result in sorted((report.get("sources") or {}).items()):
             if result.get("status") in ("Failed", "Unreachable"):
                 lines.append("%s on %s: %s: %s" % (key, host, result["status"], result.get("message")))
@@ -283,6 +296,7 @@ class FilterModule(object):
             cluster_results=cluster_results,
             collect_results=collect_results,
             collect_secret_results=collect_secret_results,
+            rollout_failures=rollout_failures,
             sync_failures=failures,
             status_table=status_table,
         )

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import glob
 import hashlib
 import json
@@ -456,9 +457,69 @@ def validate(manifests):
 
 # -- the whole step ------------------------------------------------------------------------------------------
 
-def render_directory(root, path, substitute=None, kustomize_path=None, timeout=None):
+class IgnoreRules:
+    """The source's ``ignore`` patterns: a subset of .gitignore syntax, last matching pattern wins.
+
+    ``#`` comments and blank lines are skipped; ``!pattern`` re-includes; a trailing ``/`` matches
+    directories only; a pattern with a ``/`` (other than a trailing one) is anchored at the repository
+    root, any other pattern matches a file or directory name at any depth.
+    """
+
+    def __init__(self, text):
+        self.rules = []
+        for line in (text or "").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            negated = line.startswith("!")
+            pattern = line[1:] if negated else line
+            directory_only = pattern.endswith("/")
+            pattern = pattern.rstrip("/")
+            anchored = "/" in pattern
+            self.rules.append((pattern.lstrip("/"), negated, directory_only, anchored))
+
+    def ignored(self, relative, is_dir):
+        verdict = False
+        for pattern, negated, directory_only, anchored in self.rules:
+            if directory_only and not is_dir:
+                continue
+            subject = relative if anchored else os.path.basename(relative)
+            if fnmatch.fnmatchcase(subject, pattern):
+                verdict = not negated
+        return verdict
+
+
+def remove_ignored(root, ignore):
+    """Delete what the ``ignore`` patterns exclude from a checkout, before rendering; return the removed paths.
+
+    The checkout is the git cache's work tree, which is forced back to the commit on every run.
+    """
+    rules = IgnoreRules(ignore)
+    removed = []
+    if not rules.rules:
+        return removed
+    root_real = os.path.realpath(root)
+    for current, directories, files in os.walk(root_real):
+        for name in sorted(directories):
+            relative = os.path.relpath(os.path.join(current, name), root_real)
+            if relative == ".git":
+                directories.remove(name)
+            elif rules.ignored(relative, True):
+                shutil.rmtree(os.path.join(current, name))
+                directories.remove(name)
+                removed.append(relative + "/")
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(current, name), root_real)
+            if rules.ignored(relative, False):
+                os.remove(os.path.join(current, name))
+                removed.append(relative)
+    return removed
+
+
+def render_directory(root, path, substitute=None, kustomize_path=None, timeout=None, ignore=None):
     """Render ``path`` of the checkout ``root`` into validated objects (a RenderResult)."""
     root_real = os.path.realpath(root)
+    remove_ignored(root_real, ignore)
     directory = resolve_path(root_real, path)
     loader = SubstitutionLoader if substitute else Loader
     if kustomization_file(directory):

@@ -37,12 +37,15 @@ options:
   management:
     description:
       - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). Environment variables do not apply here.
+        are for the attached cluster). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies here (one
+        kubeconfig with a context per cluster serves both).
     type: dict
     required: true
     suboptions:
       kubeconfig:
-        description: Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+        description:
+          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
         type: raw
       context:
         description: The kubeconfig context to use.
@@ -175,10 +178,15 @@ from ansible_collections.gitops.federation.plugins.module_utils.placement import
 
 
 def management_options():
-    """The connection options again, for the management cluster: same names, no environment fallback."""
+    """The connection options again, for the management cluster: same names.
+
+    Of the K8S_AUTH_* environment fallbacks only the kubeconfig file is kept: one kubeconfig with a context
+    per cluster (as an AWX credential injects it) serves both clusters, while a host, token or context
+    from the environment belongs to the cluster the task runs for.
+    """
     options = {}
     for name, spec in AUTH_ARG_SPEC.items():
-        spec = dict((k, v) for k, v in spec.items() if k not in ("fallback", "aliases"))
+        spec = dict((k, v) for k, v in spec.items() if k not in ("aliases",) and (k != "fallback" or name == "kubeconfig"))
         options[name] = spec
     return options
 

@@ -129,6 +129,12 @@ options:
         2. Objects annotated C(kustomize.toolkit.fluxcd.io/substitute=disabled) are left alone.
       - Without variables (unset or empty) no substitution takes place.
     type: dict
+  ignore:
+    description:
+      - Paths of the repository to leave out before rendering, in a subset of C(.gitignore) syntax (one pattern a
+        line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/) inside anchors the
+        pattern at the repository root), as the C(ignore) of a FederatedGitRepository.
+    type: str
   cache_dir:
     description:
       - Directory of the clone cache, one clone per repository URL in a subdirectory named after the sha256 of
@@ -290,6 +296,7 @@ def argspec():
         insecure_skip_host_key_check=dict(type="bool", default=False),
         secret_data=dict(type="dict", no_log=True),
         substitute=dict(type="dict"),
+        ignore=dict(type="str"),
         cache_dir=dict(type="path"),
         kustomize_path=dict(type="path"),
         timeout=dict(type="int", default=120),
@@ -313,7 +320,8 @@ def run_module(module):
     source = GitSource(params["url"], credentials, cache_dir=params["cache_dir"], timeout=params["timeout"])
     with source.checkout(params["ref"]) as checkout:
         rendered = render_directory(checkout.path, params["path"], substitute=params["substitute"],
-                                    kustomize_path=params["kustomize_path"], timeout=params["timeout"])
+                                    kustomize_path=params["kustomize_path"], timeout=params["timeout"],
+                                    ignore=params["ignore"])
     if checkout.rebuilt_because:
         module.warn("the git cache %s was rebuilt because %s" % (checkout.path, checkout.rebuilt_because))
 

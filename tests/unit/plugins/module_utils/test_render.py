@@ -258,3 +258,30 @@ def test_bundle_round_trip_digest_and_write(tmp_path):
     assert os.stat(str(dest)).st_mtime_ns == mtime  # untouched when unchanged
     assert write_bundle(dump_bundle(objects[:1]), str(dest)) is True
     assert os.listdir(str(tmp_path / "out")) == ["bundle.yaml"]  # no temp files left behind
+
+
+def test_ignore_rules_follow_gitignore_order_and_anchoring(tmp_path):
+    from ansible_collections.gitops.federation.plugins.module_utils.render import IgnoreRules, remove_ignored
+
+    rules = IgnoreRules("# docs and tests\n*.md\n/tests/\n!keep.md\nscratch/\n")
+    assert rules.ignored("README.md", False) and rules.ignored("deploy/notes.md", False)
+    assert not rules.ignored("deploy/keep.md", False)
+    assert rules.ignored("tests", True) and not rules.ignored("deploy/tests", True)
+    assert rules.ignored("deploy/scratch", True) and not rules.ignored("deploy/scratch", False)
+    for relative in ("README.md", "deploy/app.yaml", "deploy/keep.md", "tests/t.yaml", "deploy/scratch/x.yaml"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x: 1\n")
+    removed = remove_ignored(str(tmp_path), "*.md\n/tests/\n!keep.md\nscratch/\n")
+    assert sorted(removed) == ["README.md", "deploy/scratch/", "tests/"]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["deploy/app.yaml", "deploy/keep.md"]
+
+
+def test_ignored_manifests_are_not_rendered(tmp_path):
+    from ansible_collections.gitops.federation.plugins.module_utils.render import render_directory
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n")
+    (tmp_path / "app" / "draft.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: draft\n")
+    result = render_directory(str(tmp_path), "app", ignore="draft.yaml")
+    assert [o["metadata"]["name"] for o in result.objects] == ["kept"]
