@@ -29,7 +29,6 @@ except ImportError:  # reported by the modules with missing_required_lib
 FIELD_MANAGER = "gitops-federation"
 OWNER_LABEL = "gitops.federation/owner"
 OWNER_ANNOTATION = "gitops.federation/owner"
-REVISION_ANNOTATION = "gitops.federation/revision"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "gitops.federation"
 
