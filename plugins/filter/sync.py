@@ -77,11 +77,12 @@ def _job_error(result):
     return result.get("msg") or "failed"
 
 
-def sync_plan(sources, lease_results, render_results, projects):
+def sync_plan(sources, lease_results, render_results, projects, secret_lease_results=None):
     """What the attached clusters do and what the record step writes, per source.
 
     A source is ``ready`` only if its lease is held and every one of its renders succeeded: a broken or
-    partial render never reaches a cluster (so nothing is pruned on it).
+    partial render never reaches a cluster (so nothing is pruned on it). A project's federated secrets are
+    propagated (``secret_projects``) only when this run holds the project's secrets lease.
     """
     leases = dict((source_key(r["item"]), r) for r in lease_results or [] if "item" in r)
     renders = {}
@@ -128,7 +129,14 @@ def sync_plan(sources, lease_results, render_results, projects):
                 entry["ready"] = True
         entry["error"] = "; ".join(errors) if errors else None
         plan.append(entry)
-    return dict(projects=list(projects), sources=plan)
+    secret_projects, secret_errors = [], []
+    for namespace in projects:
+        lease = next((r for r in secret_lease_results or [] if r.get("item") == namespace), None)
+        if lease is not None and lease.get("failed"):
+            secret_errors.append(lease.get("msg") or "the federated secrets of %s: lease not taken" % namespace)
+        elif lease is not None and not lease.get("skipped"):
+            secret_projects.append(namespace)
+    return dict(projects=list(projects), secret_projects=secret_projects, secret_errors=secret_errors, sources=plan)
 
 
 def cluster_work(plan, cluster):
@@ -231,7 +239,7 @@ def collect_secret_results(hostvars, hosts, namespace, secret, placed):
 
 def failures(plan, hostvars, hosts):
     """Human-readable lines for everything that did not sync: the job fails with these."""
-    lines = []
+    lines = list(plan.get("secret_errors") or [])
     for entry in plan.get("sources") or []:
         if entry.get("error"):
             lines.append("%s: %s" % (entry["key"], entry["error"]))

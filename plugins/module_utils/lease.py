@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One sync at a time per source: a coordination.k8s.io Lease on the management cluster.
 
+A project's federated secrets, which every sync of the project propagates, have a Lease of their own.
+
 The Lease names its holder and expires (renewTime + leaseDurationSeconds), so a run that crashed
 does not lock the source forever. Updates carry the resourceVersion they read, so two runs racing
 for an expired lease cannot both win.
@@ -21,8 +23,13 @@ from ansible_collections.gitops.federation.plugins.module_utils.objects import M
 LEASE_API = "coordination.k8s.io/v1"
 
 
-def lease_name(source):
-    return "gitops-sync-%s" % source
+# Source leases are gitops-sync-<source>; this name cannot collide with one of them.
+SECRETS_LEASE = "gitops-secrets-sync"
+
+
+def lease_name(source=None):
+    """The Lease guarding a source, or (source None) the project's federated secrets."""
+    return "gitops-sync-%s" % source if source else SECRETS_LEASE
 
 
 def _now():
@@ -68,6 +75,7 @@ class SyncLease:
         self.client = client
         self.namespace = namespace
         self.name = lease_name(source)
+        self.subject = "source %s/%s" % (namespace, source) if source else "the federated secrets of %s" % namespace
         self.holder = holder
         self.duration = int(duration)
         self.resource = client.discovery().find(LEASE_API, "Lease")
@@ -92,8 +100,8 @@ class SyncLease:
                     # Someone else wrote it between our read and write: read again.
                     continue
             if time.monotonic() >= deadline:
-                raise LeaseHeld("source %s/%s is being synced by another run: lease %s is %s"
-                                % (self.namespace, self.name[len("gitops-sync-"):], self.name, describe(spec)),
+                raise LeaseHeld("%s: being synced by another run: lease %s is %s"
+                                % (self.subject, self.name, describe(spec)),
                                 holder=spec.get("holderIdentity"), lease=self.name)
             time.sleep(1)
 

@@ -36,9 +36,11 @@ options:
     type: str
     required: true
   source:
-    description: Name of the GitOps source the Lease guards.
+    description:
+      - Name of the GitOps source the Lease guards (Lease C(gitops-sync-<source>)).
+      - When omitted, the Lease guards the project's federated secrets (Lease C(gitops-secrets-sync)), which every
+        sync of the project propagates.
     type: str
-    required: true
   holder:
     description:
       - Identity of this run, shown to any other run that finds the Lease taken, for example
@@ -99,7 +101,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.lease import Syn
 def argspec():
     return dict(
         namespace=dict(type="str", required=True),
-        source=dict(type="str", required=True),
+        source=dict(type="str"),
         holder=dict(type="str", required=True),
         state=dict(type="str", choices=["acquired", "released"], default="acquired"),
         duration=dict(type="int", default=900),

@@ -423,6 +423,37 @@ def test_sync_refuses_while_another_run_holds_the_lease_and_proceeds_once_it_exp
         "the lease was not released at the end of the run"
 
 
+def test_federated_secrets_are_not_propagated_while_another_run_holds_their_lease(env, synced):
+    project, inventory = synced
+    secrets = env.management.resources.get(api_version="v1", kind="Secret")
+    # A key the git credentials do not use, so the sources still render while the secret changes.
+    secrets.patch(name=SECRET, namespace=project.namespace, content_type="application/merge-patch+json",
+                  body={"stringData": {"rotation": "second"}})
+    rotated = secrets.get(name=SECRET, namespace=project.namespace).to_dict()["data"]["rotation"]
+    before = dict((host, project.get(host, *SECRET_OBJECT)["metadata"]["resourceVersion"]) for host in ATTACHED)
+
+    leases = env.management.resources.get(api_version="coordination.k8s.io/v1", kind="Lease")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    leases.create(namespace=project.namespace, body={
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "gitops-secrets-sync", "namespace": project.namespace},
+        "spec": {"holderIdentity": "other-run", "leaseDurationSeconds": 900,
+                 "acquireTime": micro_time(now), "renewTime": micro_time(now)},
+    })
+    run = failed(playbook("sync", inventory))
+    assert any("the federated secrets of %s" % project.namespace in m and "other-run" in m
+               for m in failure_messages(run)), failure_details(run)
+    for host in ATTACHED:
+        assert project.get(host, *SECRET_OBJECT)["metadata"]["resourceVersion"] == before[host], host
+    assert leases.get(name="gitops-secrets-sync", namespace=project.namespace).to_dict()["spec"][
+        "holderIdentity"] == "other-run", "the refused run released someone else's lease"
+
+    leases.delete(name="gitops-secrets-sync", namespace=project.namespace)
+    ok(playbook("sync", inventory))
+    for host in ATTACHED:
+        assert project.get(host, *SECRET_OBJECT)["data"]["rotation"] == rotated, host
+
+
 def test_two_syncs_of_one_source_at_once_do_not_interleave(env):
     """Two ansible-playbook runs from the same controller: the second finds the first's Lease and stops."""
     # The first run holds the Lease while its fetch hangs on a git server that never answers.

@@ -125,7 +125,7 @@ def test_a_failed_or_missing_render_makes_the_source_not_ready_and_never_applied
     ([], "not synced: no lease was taken for it"),
     (None, "not synced: no lease was taken for it"),
     ("skipped", "not synced: no lease was taken for it"),
-    ("failed", "source team-a/podinfo is being synced by another run: lease gitops-sync-podinfo is held by other-run"),
+    ("failed", "source team-a/podinfo: being synced by another run: lease gitops-sync-podinfo is held by other-run"),
     ("failed-without-message", "the sync lease could not be taken"),
 ], ids=["no-result", "no-results-at-all", "skipped", "held-by-another-run", "failed-without-message"])
 def test_a_missing_or_refused_lease_makes_the_source_not_ready(leases, message):
@@ -403,3 +403,14 @@ def test_filters_are_registered_under_their_playbook_names():
     assert set(filters) >= {"cluster_connection", "inventory_clusters", "render_jobs", "sync_plan", "cluster_work",
                             "cluster_results", "collect_results", "collect_secret_results", "rollout_failures",
                             "status_table"}
+
+
+def test_secrets_are_propagated_only_for_projects_whose_secrets_lease_is_held():
+    leases = [{"item": "team-a", "changed": False},
+              {"item": "team-b", "failed": True, "msg": "the federated secrets of team-b: being synced by another run"},
+              {"item": "team-c", "skipped": True}]
+    plan = sync.sync_plan([], [], [], ["team-a", "team-b", "team-c"], leases)
+    assert plan["projects"] == ["team-a", "team-b", "team-c"]
+    assert plan["secret_projects"] == ["team-a"]
+    assert plan["secret_errors"] == ["the federated secrets of team-b: being synced by another run"]
+    assert sync.sync_plan([], [], [], ["team-a"])["secret_projects"] == []
