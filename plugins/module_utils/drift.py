@@ -75,23 +75,36 @@ def applied_body(obj):
         body["metadata"] = metadata
     else:
         body.pop("metadata", None)
-    return _without_nulls(body)
+    return without_nulls(body)
 
 
-def _without_nulls(value):
+def without_nulls(value):
+    """A copy without None values (an option not given is not part of the desired object)."""
     if isinstance(value, dict):
-        return dict((k, _without_nulls(v)) for k, v in value.items() if v is not None)
+        return dict((k, without_nulls(v)) for k, v in value.items() if v is not None)
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [without_nulls(v) for v in value]
     return value
 
 
-def apply_is_noop(desired, live):
-    """True when re-applying desired would change nothing: our owned fields already hold these values."""
-    fields = owned_fields(live)
+def apply_is_noop(desired, live, manager=FIELD_MANAGER):
+    """True when re-applying desired would change nothing: the manager's owned fields already hold these values."""
+    fields = owned_fields(live, manager)
     if fields is None:
         return False
     return extract(live, fields) == applied_body(desired)
+
+
+def drift_of(desired, live, dry_run_apply, manager=FIELD_MANAGER):
+    """What applying desired to an existing live object would store, or None when it would change nothing.
+
+    The owned-fields test answers without a request; only when it cannot does ``dry_run_apply()`` (a
+    server-side dry-run apply of desired) decide, compared with live.
+    """
+    if apply_is_noop(desired, live, manager):
+        return None
+    after = dry_run_apply()
+    return None if same_object(after, live) else after
 
 
 def comparable(obj):

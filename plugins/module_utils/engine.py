@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.gitops.federation.plugins.module_utils import change_set as actions
 from ansible_collections.gitops.federation.plugins.module_utils.change_set import ChangeSet
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, split_api_version
-from ansible_collections.gitops.federation.plugins.module_utils.drift import apply_is_noop, same_object
+from ansible_collections.gitops.federation.plugins.module_utils.drift import drift_of
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, FAILED, assess
 from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
@@ -221,12 +221,8 @@ class Engine:
             return actions.CREATED, self._server_apply(p, dry_run=True)
         if (live.get("metadata") or {}).get("deletionTimestamp"):
             raise FederationError("%s is being deleted on the cluster; rerun once it is gone" % (p.ref,))
-        if apply_is_noop(p.obj, live):
-            return actions.UNCHANGED, None
-        after = self._server_apply(p, dry_run=True)
-        if same_object(after, live):
-            return actions.UNCHANGED, None
-        return actions.CONFIGURED, after
+        after = drift_of(p.obj, live, lambda: self._server_apply(p, dry_run=True))
+        return (actions.UNCHANGED, None) if after is None else (actions.CONFIGURED, after)
 
     def _server_apply(self, p, dry_run=False):
         return self.client.apply(p.resource, p.obj, FIELD_MANAGER, force=self.options.force_conflicts, dry_run=dry_run)

@@ -17,8 +17,7 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
-from ansible_collections.gitops.federation.plugins.module_utils.drift import (
-    applied_body, extract, for_display, owned_fields, same_object)
+from ansible_collections.gitops.federation.plugins.module_utils.drift import drift_of, for_display, without_nulls
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.objects import (
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, dump_yaml)
@@ -77,15 +76,6 @@ def managed_labels(labels=None):
     return merged
 
 
-def without_nulls(value):
-    """A copy without None values (an option not given is not part of the desired object)."""
-    if isinstance(value, dict):
-        return dict((k, without_nulls(v)) for k, v in value.items() if v is not None)
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
 class FederationStore:
     """Access to the federated objects (and Secrets) of the management cluster."""
 
@@ -124,11 +114,9 @@ class FederationStore:
             if live is None:
                 after = self.client.apply(resource, desired, CONFIG_FIELD_MANAGER, force=True, dry_run=check_mode)
                 return ConfigChange(CREATED, None, after, subject)
-            fields = owned_fields(live, CONFIG_FIELD_MANAGER)
-            if fields is not None and extract(live, fields) == applied_body(desired):
-                return ConfigChange(UNCHANGED, live, live, subject)
-            after = self.client.apply(resource, desired, CONFIG_FIELD_MANAGER, force=True, dry_run=True)
-            if same_object(after, live):
+            after = drift_of(desired, live, lambda: self.client.apply(
+                resource, desired, CONFIG_FIELD_MANAGER, force=True, dry_run=True), CONFIG_FIELD_MANAGER)
+            if after is None:
                 return ConfigChange(UNCHANGED, live, live, subject)
             if not check_mode:
                 after = self.client.apply(resource, desired, CONFIG_FIELD_MANAGER, force=True)

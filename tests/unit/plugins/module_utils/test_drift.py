@@ -1,7 +1,7 @@
 import json
 
 from ansible_collections.gitops.federation.plugins.module_utils.drift import (
-    REDACTED, REDACTED_CHANGED, applied_body, apply_is_noop, extract, for_display, normalize, same_object)
+    REDACTED, REDACTED_CHANGED, applied_body, apply_is_noop, drift_of, extract, for_display, normalize, same_object)
 from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
 
 DESIRED = {
@@ -96,3 +96,25 @@ def test_secret_values_are_redacted_and_changes_marked():
     assert shown["data"] == {"a": REDACTED, "b": REDACTED_CHANGED}
     assert "Mw==" not in json.dumps(shown) and "MQ==" not in json.dumps(shown)
     assert for_display(before)["data"] == {"a": REDACTED, "b": REDACTED}
+
+
+def test_drift_of_asks_the_server_only_when_owned_fields_differ():
+    calls = []
+
+    def dry_run(result):
+        def run():
+            calls.append(result)
+            return result
+        return run
+
+    assert drift_of(DESIRED, live(), dry_run(None)) is None
+    assert calls == [], "a no-op must not make a request"
+    # Owned fields differ only in the server's normalisation: the dry run equals live, so nothing drifted.
+    normalised = live(**{"spec.replicas": 5})
+    assert drift_of(DESIRED, normalised, dry_run(normalised)) is None
+    changed = live(**{"spec.replicas": 2, "metadata.resourceVersion": "8"})
+    changed["spec"]["minReadySeconds"] = 5
+    assert drift_of(DESIRED, normalised, dry_run(changed)) is changed
+    assert len(calls) == 2
+    # Another manager's owned fields are not ours: the same live object drifts for it.
+    assert drift_of(DESIRED, live(), dry_run(changed), manager="someone-else") is changed
