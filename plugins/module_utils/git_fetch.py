@@ -3,11 +3,21 @@
 """Fetch a git repository into a cached clone and resolve a ref (branch, tag, semver range, commit) to a commit.
 
 The git CLI is run with argument lists, never through a shell, in an environment that ignores the user's
-global and system git configuration and never prompts. Credentials reach git only through the environment
-of the git process: basic auth through a GIT_ASKPASS script that echoes environment variables (the script
-itself holds no secret), bearer tokens as an ``http.extraHeader`` given by GIT_CONFIG_* variables, SSH keys as
-a 0600 file in a private temp directory that is removed as soon as git is done. So no secret is ever in
-argv, in a URL written to ``.git/config`` or anywhere in the cache. Every message that quotes git is scrubbed.
+global and system git configuration, the controller's ``GIT_*`` variables, SSH agent and credential helpers,
+and never prompts. Credentials reach git only through the environment of the git process: basic auth through
+a GIT_ASKPASS script that echoes environment variables (the script itself holds no secret), bearer tokens as
+an ``http.extraHeader`` given by GIT_CONFIG_* variables, an SSH key, known_hosts and a CA certificate as files
+(0600) in a private directory (0700) under ``<cache_dir>/.credentials`` that is removed as soon as git is
+done, and by the next run if the process was killed. So no secret is ever in argv, in a URL written to
+``.git/config`` or in the clones of the cache. Every message that quotes git is scrubbed.
+
+Transports: https, http, ssh and scp-like ``user@host:path`` only. ``file://`` URLs and local paths (which
+would let a source read the controller's disk) need ``allow_local_urls``; ``git://`` (neither authenticated
+nor encrypted) and remote helpers (``ext::``, ``fd::``...) are refused. git's ``GIT_ALLOW_PROTOCOL`` holds it to
+the same list, so no redirect or submodule can use another transport.
+
+Every run proves access with the source's own credentials (one ``git ls-remote``, also for a commit ref the
+cache already has), so one tenant's clone is never served to a source that may not read the repository.
 
 Cache layout: ``<cache_dir>/<key>/`` is a normal clone (working tree checked out at the resolved commit) and
 ``<cache_dir>/<key>.lock`` the flock that serialises runs on the same repository; ``key`` is the sha256 of the
@@ -28,6 +38,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -43,7 +54,11 @@ from ansible_collections.gitops.federation.plugins.module_utils.errors import Fe
 MASK = "********"
 DEFAULT_TIMEOUT = 120
 REF_KINDS = ("branch", "tag", "semver", "commit")
-URL_SCHEMES = ("http", "https", "ssh", "git", "git+ssh", "ssh+git", "file")
+URL_SCHEMES = ("http", "https", "ssh", "git+ssh", "ssh+git")
+LOCAL_SCHEMES = ("file",)
+# The transports git may use (GIT_ALLOW_PROTOCOL); 'file' only with allow_local_urls.
+ALLOWED_PROTOCOLS = ("http", "https", "ssh")
+CREDENTIALS_DIR = ".credentials"
 _ASKPASS_USERNAME = "GITOPS_FEDERATION_GIT_USERNAME"
 _ASKPASS_PASSWORD = "GITOPS_FEDERATION_GIT_PASSWORD"
 # The script prints environment variables; it never contains a secret itself.
@@ -54,7 +69,8 @@ case "$1" in
 esac
 """
 # user@host:path; not 'transport::address' (git remote helpers such as ext:: run commands).
-_SCP_LIKE_RE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:(?!//|:)")
+_SCP_LIKE_RE = re.compile(r"^(?:([^@/:]+)@)?([^/:]+):(?!//|:)")
+_REMOTE_HELPER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):[^/@\s]*@")
 _HEX_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 # Known transport failures: retrying with a fresh clone cannot help, so they are reported at once.
@@ -62,6 +78,7 @@ _TRANSPORT_ERRORS = (
     "Authentication failed", "could not read Username", "could not read Password", "Host key verification failed",
     "Permission denied", "Could not read from remote repository", "unable to access", "Could not resolve host",
     "Connection refused", "not found", "does not appear to be a git repository", "Connection timed out",
+    "SSL certificate problem", "server certificate verification failed", "transport '",
 )
 
 
@@ -75,33 +92,58 @@ def scrub(text, secrets=()):
     return text
 
 
-def split_url_credentials(url):
+def split_url_credentials(url, allow_local=False):
     """(url without credentials, username, password) for a git URL; username/password None when absent.
 
     For HTTP(S) the whole user info is a credential and is removed; for SSH the user is part of the
-    address (``git@``) and only a password is removed.
+    address (``git@``) and only a password is removed. ``file://`` URLs and absolute paths are refused
+    unless ``allow_local`` (the module option allow_local_urls): they read the controller's own disk.
     """
     if not isinstance(url, str) or not url.strip():
         raise FederationError("url is required: the git repository to fetch")
     url = url.strip()
     if url.startswith("-"):
         raise FederationError("url %r is not a git URL" % scrub(url))
+    if _REMOTE_HELPER_RE.match(url):
+        raise FederationError("url %r uses a git remote helper (%s), which is refused: use https://, ssh:// or "
+                              "user@host:path" % (scrub(url), url.split("::", 1)[0] + "::"))
     if "://" not in url:
-        if url.startswith("/") or _SCP_LIKE_RE.match(url):
+        scp = _SCP_LIKE_RE.match(url)
+        if scp and not url.startswith("/"):
+            if (scp.group(1) or "").startswith("-") or scp.group(2).startswith("-"):
+                raise FederationError("url %r is not a git URL: its user or host starts with '-'" % scrub(url))
             return url, None, None
-        raise FederationError("url %r is not a git URL: use http(s)://, ssh://, git://, file://, user@host:path "
-                              "or an absolute path" % scrub(url))
+        if url.startswith("/"):
+            if not allow_local:
+                raise FederationError("url %r is a local path: reading repositories from the controller's disk is "
+                                      "refused unless the operator sets allow_local_urls" % scrub(url))
+            return url, None, None
+        raise FederationError("url %r is not a git URL: use https://, http://, ssh:// or user@host:path"
+                              % scrub(url))
     parts = urlsplit(url)
-    if parts.scheme.lower() not in URL_SCHEMES:
+    scheme = parts.scheme.lower()
+    if scheme in LOCAL_SCHEMES:
+        if not allow_local:
+            raise FederationError("url %r is a file:// URL: reading repositories from the controller's disk is "
+                                  "refused unless the operator sets allow_local_urls" % scrub(url))
+        return url, None, None
+    if scheme == "git":
+        raise FederationError("url %r uses git://, which is neither authenticated nor encrypted: use https:// or "
+                              "ssh://" % scrub(url))
+    if scheme not in URL_SCHEMES:
         raise FederationError("url %r has an unsupported scheme %r: use one of %s"
                               % (scrub(url), parts.scheme, ", ".join(URL_SCHEMES)))
+    if (parts.hostname or "").startswith("-") or not parts.hostname:
+        raise FederationError("url %r is not a git URL: it has no valid host" % scrub(url))
     if "@" not in parts.netloc:
         return url, None, None
     userinfo, hostport = parts.netloc.rsplit("@", 1)
     username, sep, password = userinfo.partition(":")
+    if username.startswith("-"):
+        raise FederationError("url %r is not a git URL: its user starts with '-'" % scrub(url))
     username = unquote(username) or None
     password = unquote(password) if sep else None
-    if parts.scheme.lower().startswith(("http", "https")):
+    if scheme.startswith(("http", "https")):
         netloc = hostport
     else:
         netloc = "%s@%s" % (userinfo.partition(":")[0], hostport)
@@ -309,16 +351,18 @@ def normalize_ref(ref):
 # -- credentials ---------------------------------------------------------------------------------------------
 
 class GitCredentials:
-    """HTTPS basic auth or bearer token, or an SSH key with known_hosts. Never printed."""
+    """HTTPS basic auth or bearer token (with an optional CA certificate), or an SSH key with known_hosts.
+    Never printed."""
 
     # Keys of a Flux GitRepository secret (and of a FederatedSecret holding one).
     SECRET_KEYS = {"username": "username", "password": "password", "bearerToken": "bearer_token",
-                   "identity": "ssh_private_key", "known_hosts": "known_hosts"}
+                   "caFile": "ca_file", "identity": "ssh_private_key", "known_hosts": "known_hosts"}
     IGNORED_SECRET_KEYS = ("identity.pub",)
 
     def __init__(self, username=None, password=None, bearer_token=None, ssh_private_key=None, known_hosts=None,
-                 insecure_skip_host_key_check=False):
+                 insecure_skip_host_key_check=False, ca_file=None):
         self.username = username or None
+        self.ca_file = ca_file or None  # PEM content of the CA that signed the HTTPS server's certificate
         self.password = password or None
         self.bearer_token = bearer_token or None
         self.ssh_private_key = ssh_private_key or None
@@ -383,9 +427,11 @@ class Checkout:
 class GitSource:
     """One repository URL with its credentials and its cached clone."""
 
-    def __init__(self, url, credentials=None, cache_dir=None, timeout=DEFAULT_TIMEOUT, tmp_dir=None):
+    def __init__(self, url, credentials=None, cache_dir=None, timeout=DEFAULT_TIMEOUT, tmp_dir=None,
+                 allow_local_urls=False):
         self.credentials = credentials or GitCredentials()
-        self.url, url_username, url_password = split_url_credentials(url)
+        self.allow_local_urls = bool(allow_local_urls)
+        self.url, url_username, url_password = split_url_credentials(url, allow_local=self.allow_local_urls)
         if url_username and not self.credentials.username:
             self.credentials.username = url_username
         if url_password and not self.credentials.password:
@@ -396,7 +442,8 @@ class GitSource:
         self.path = os.path.join(self.cache_dir, self.key)
         self.lock_path = self.path + ".lock"
         self.timeout = float(timeout or DEFAULT_TIMEOUT)
-        self.tmp_dir = tmp_dir
+        # Credential files live in private directories here; a killed run's are removed by the next one.
+        self.tmp_dir = tmp_dir or os.path.join(self.cache_dir, CREDENTIALS_DIR)
         self._env = None
         self._deadline = None
 
@@ -415,6 +462,7 @@ class GitSource:
             os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         except OSError as err:
             raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
+        remove_stale_credential_dirs(self.tmp_dir)
         with self._lock():
             with self._credential_env():
                 checkout = self._sync(kind, value)
@@ -467,6 +515,9 @@ class GitSource:
                 seen = ", ".join(pair[1] for pair in versions[-10:]) or "none"
                 raise FederationError("no tag of %s matches ref.semver %r (semver tags: %s)" % (self.url, value, seen))
             return best, refs["refs/tags/" + best], "tag"
+        # A commit the cache may already have: the round trip still proves that these credentials may read
+        # the repository, so a clone fetched for one source is never served to another that may not.
+        self._ls_remote("--symref", "HEAD")
         return None, None, "commit"
 
     # -- cache --------------------------------------------------------------------------------------------
@@ -600,22 +651,24 @@ class GitSource:
     @contextlib.contextmanager
     def _credential_env(self):
         """The git environment, with credential files in a private temp dir removed on the way out."""
-        env = dict((k, v) for k, v in os.environ.items()
-                   if not k.startswith("GIT_") and k not in ("SSH_ASKPASS", "SSH_ASKPASS_REQUIRE"))
-        env.update({
-            "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-            "LC_ALL": "C", "LANGUAGE": "C",
-        })
+        env = minimal_env()
+        env["GIT_ALLOW_PROTOCOL"] = self._allowed_protocols()
         config = [
             ("credential.helper", ""),  # never store or look up credentials anywhere
             ("advice.detachedHead", "false"),
             ("gc.autoDetach", "false"),  # no background gc outliving the run and holding locks
-            ("protocol.ext.allow", "never"),
+            ("protocol.allow", "never"),  # GIT_ALLOW_PROTOCOL lists the transports allowed
+            ("http.sslVerify", "true"),
             ("init.defaultBranch", "gitops-federation-cache"),
         ]
         creds = self.credentials
-        cred_dir = tempfile.mkdtemp(prefix="gitops-federation-git-", dir=self.tmp_dir)
+        cred_dir = make_credential_dir(self.tmp_dir)
         try:
+            env["HOME"] = cred_dir  # no ~/.gitconfig, ~/.netrc or ~/.ssh of the controller's user
+            if creds.ca_file:
+                ca_path = os.path.join(cred_dir, "ca.pem")
+                _write_private(ca_path, creds.ca_file if creds.ca_file.endswith("\n") else creds.ca_file + "\n", 0o600)
+                config.append(("http.sslCAInfo", ca_path))
             if creds.username or creds.password:
                 askpass = os.path.join(cred_dir, "askpass.sh")
                 _write_private(askpass, _ASKPASS_SCRIPT, 0o700)
@@ -623,17 +676,25 @@ class GitSource:
                             _ASKPASS_PASSWORD: creds.password or ""})
             if creds.bearer_token:
                 config.append(("http.extraHeader", "Authorization: Bearer %s" % creds.bearer_token))
-            ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % max(1, int(self.timeout))]
+            # No agent, no ~/.ssh/config: only the source's key is offered.
+            ssh = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "IdentityAgent=none",
+                   "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=%d" % max(1, int(self.timeout))]
             if creds.ssh_private_key:
                 key_path = os.path.join(cred_dir, "identity")
                 key = creds.ssh_private_key if creds.ssh_private_key.endswith("\n") else creds.ssh_private_key + "\n"
                 _write_private(key_path, key, 0o600)
-                ssh += ["-i", key_path, "-o", "IdentitiesOnly=yes"]
+                ssh += ["-i", key_path]
+            else:
+                ssh += ["-o", "IdentityFile=none"]  # never the controller user's own keys (~/.ssh/id_*)
             if creds.insecure_skip_host_key_check:
                 ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + os.devnull,
                         "-o", "LogLevel=ERROR"]
             else:
                 ssh += ["-o", "StrictHostKeyChecking=yes"]
+                if not creds.known_hosts:
+                    # HOME is private now; keep checking against the user's own known_hosts, as documented.
+                    user_known_hosts = os.path.join(os.path.expanduser("~"), ".ssh", "known_hosts")
+                    ssh += ["-o", "UserKnownHostsFile=" + user_known_hosts]
                 if creds.known_hosts:
                     known_hosts_path = os.path.join(cred_dir, "known_hosts")
                     text = creds.known_hosts if creds.known_hosts.endswith("\n") else creds.known_hosts + "\n"
@@ -651,12 +712,15 @@ class GitSource:
             self._env = None
             shutil.rmtree(cred_dir, ignore_errors=True)
 
+    def _allowed_protocols(self):
+        return ":".join(ALLOWED_PROTOCOLS + (LOCAL_SCHEMES if self.allow_local_urls else ()))
+
     def _git(self, args, what, cwd, raw_errors=False):
         """Run git with an argument list; stdout on success. Errors name the operation and URL, scrubbed."""
         env = self._env
         if env is None:  # outside _credential_env: local commands only
-            env = dict((k, v) for k, v in os.environ.items() if not k.startswith("GIT_"))
-            env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C")
+            env = minimal_env()
+            env["GIT_ALLOW_PROTOCOL"] = self._allowed_protocols()
         remaining = self._deadline - time.monotonic() if self._deadline else self.timeout
         if remaining <= 0:
             raise FederationError("git: %s %s did not finish within %ss (option timeout)"
@@ -700,9 +764,87 @@ def _hint(stderr):
     if "Host key verification failed" in stderr:
         return (" (the server's SSH host key is not in known_hosts or does not match it: give its key in "
                 "known_hosts, or set insecure_skip_host_key_check)")
+    if "SSL certificate problem" in stderr or "server certificate verification failed" in stderr:
+        return (" (the server's TLS certificate is not trusted: give the CA that signed it in ca_file, the caFile "
+                "key of the source's secret)")
+    if "transport '" in stderr and "not allowed" in stderr:
+        return " (only https, http and ssh are allowed; local repositories need allow_local_urls)"
     if "Permission denied (publickey" in stderr:
         return " (the server refused the SSH key: check ssh_private_key and that the key has access)"
     return ""
+
+
+def minimal_env(path=None):
+    """The environment of the tools we run: PATH and the locale only, git's configuration and prompts off.
+
+    Nothing of the controller's environment reaches git or kustomize (no SSH agent, no GIT_* variables,
+    no credential helper, no proxy or token variables); callers add HOME (a private directory) and what
+    the tool needs.
+    """
+    env = {"PATH": os.environ.get("PATH", os.defpath) if path is None else path,
+           "LC_ALL": "C", "LANGUAGE": "C",
+           "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    for name in ("TMPDIR",):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def _process_start_time(pid):
+    """The start time of process pid (clock ticks since boot, Linux), or None when it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            # the command name (field 2) may hold spaces; fields after its closing parenthesis are plain
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (IOError, OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            return "?"
+        return "?"
+
+
+def _private_dir(path):
+    """Create path (0700) if needed and check that it is a real directory of ours that no one else can read."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as err:
+        raise FederationError("cannot create the credential directory %s: %s" % (path, err.strerror))
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise FederationError("%s must be a directory owned by the user running the module" % path)
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def make_credential_dir(base):
+    """A new private (0700) directory under base named ``<pid>-<start time>-<random>``, so the next run can
+    tell a directory of a killed process from one of a process still running."""
+    _private_dir(base)
+    start = _process_start_time(os.getpid()) or "?"
+    return tempfile.mkdtemp(prefix="%d-%s-" % (os.getpid(), start), dir=base)
+
+
+def remove_stale_credential_dirs(base):
+    """Remove the credential directories under base left by processes that no longer run (killed runs)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = re.match(r"^(\d+)-([^-]+)-", name)
+        if not match:
+            continue
+        pid, start = int(match.group(1)), match.group(2)
+        current = _process_start_time(pid)
+        if current is not None and (current == start or "?" in (current, start)):
+            continue  # still running (or cannot tell): leave it
+        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        removed.append(name)
+    return removed
 
 
 def _write_private(path, text, mode):

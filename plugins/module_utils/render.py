@@ -7,7 +7,13 @@ recursively (``.yaml``, ``.yml``, ``.json``; multi-document YAML; hidden files a
 files in path order). ``substitute`` then replaces ``${VAR}`` as Flux's postBuild does, every object is
 validated, and the bundle is one multi-document YAML file with a sha256 digest.
 
-Nothing is read from outside the checkout: ``path`` and every symlink must resolve inside it.
+Nothing is read from outside the checkout: ``path`` and every symlink reachable from it must resolve inside
+it; every local kustomization reference reachable from ``path`` must too, and remote ones (URLs, git
+repositories) are refused, naming the kustomization file and the entry. kustomize runs with
+``--load-restrictor LoadRestrictionsRootOnly`` (files only from within each kustomization's directory) and a
+minimal environment: ``HOME`` a private empty directory, no SSH agent, no credential helper, no ``GIT_*``,
+proxy or token variables of the controller, and git transports disabled (``GIT_ALLOW_PROTOCOL``), so it can
+neither fetch remote bases nor use the operator's credentials.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +32,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
 
 try:
     import yaml
@@ -63,6 +70,13 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")
 SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
 MAX_REPORTED_ERRORS = 20
+# Kustomization fields whose entries name files or other kustomizations (local paths, or remote for kustomize).
+KUSTOMIZE_REFERENCE_FIELDS = ("resources", "bases", "components", "crds", "transformers", "generators",
+                              "validators", "configurations")
+LOAD_RESTRICTOR = "LoadRestrictionsRootOnly"
+# How kustomize recognises a remote reference (kustomize's repospec and HTTP loader): a URL, its git:: and gh:
+# forms, scp-like user@host:path, and github.com/... without a scheme.
+_REMOTE_REFERENCE_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git::|gh:|[^/:@\s]+@[^/:\s]+:|github\.com/)")
 _VAR_NAME_RE = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*$")
 # '$${' is the escape for a literal '${'; otherwise ${NAME}, ${NAME:=default} or ${NAME:-default}.
 _SUBSTITUTION_RE = re.compile(r"\$\$\{|\$\{([_a-zA-Z][_a-zA-Z0-9]*)(?:(:=|:-)([^}]*))?\}")
@@ -150,12 +164,12 @@ def kustomization_file(directory):
 
 
 def _check_kustomize_references(root_real, directory, seen=None):
-    """Refuse what kustomize could read outside the checkout from ``directory``: local resources, bases,
-    components or crds of any reachable kustomization that resolve outside it, and escaping symlinks in the
-    directories of those kustomizations.
+    """Refuse what kustomize could read outside the checkout from ``directory``: local references of any
+    reachable kustomization that resolve outside it, remote references (URLs, git repositories), and escaping
+    symlinks in the directories of those kustomizations.
 
-    kustomize itself confines files to a kustomization's root but loads other kustomization directories from
-    anywhere; remote references (URLs) are left to kustomize.
+    kustomize itself confines files to a kustomization's root (LoadRestrictionsRootOnly) but loads other
+    kustomization directories from anywhere, and fetches remote ones with whatever git and network it finds.
     """
     seen = set() if seen is None else seen
     if directory in seen:
@@ -173,10 +187,17 @@ def _check_kustomize_references(root_real, directory, seen=None):
                               file=os.path.relpath(path, root_real))
     if not isinstance(document, dict):
         return
-    for field in ("resources", "bases", "components", "crds"):
-        for entry in document.get(field) or []:
-            if not isinstance(entry, str):
-                continue
+    for field in KUSTOMIZE_REFERENCE_FIELDS:
+        entries = document.get(field) or []
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, str) or "\n" in entry:
+                continue  # inline transformer configurations are not references
+            if _REMOTE_REFERENCE_RE.match(entry.strip()):
+                raise FederationError("%s refers to the remote %s %r; remote kustomize bases and resources are "
+                                      "refused (they would be fetched without the source's credentials): vendor "
+                                      "them into the repository, or make them a source of their own"
+                                      % (os.path.relpath(path, root_real), field, entry),
+                                      file=os.path.relpath(path, root_real))
             target = os.path.normpath(os.path.join(directory, entry))
             if not _inside(target, root_real) or not _inside(os.path.realpath(target), root_real):
                 raise FederationError("%s refers to %r in %s, outside the repository; refused"
@@ -211,20 +232,30 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None):
     """The YAML text ``kustomize build`` prints for ``directory``; its stderr is in the error."""
     binary = find_kustomize(kustomize_path)
     relative = os.path.relpath(directory, os.path.realpath(root))
+    home = tempfile.mkdtemp(prefix="gitops-federation-kustomize-")
     try:
-        proc = subprocess.Popen([binary, "build", directory], cwd=root, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as err:
-        raise FederationError("cannot run kustomize %s: %s" % (binary, err.strerror))
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        env = minimal_env()
+        # HOME is private and empty: no ~/.gitconfig, ~/.ssh, ~/.netrc or kustomize plugins of the operator.
+        # No git transport is allowed, so a remote base that got past the check cannot be cloned either.
+        env.update(HOME=home, XDG_CONFIG_HOME=home, GIT_ALLOW_PROTOCOL="none", GIT_SSH_COMMAND="false")
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.communicate()
-        raise FederationError("kustomize build %s did not finish within %ss (option timeout)" % (relative, timeout))
+            proc = subprocess.Popen([binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as err:
+            raise FederationError("cannot run kustomize %s: %s" % (binary, err.strerror))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.communicate()
+            raise FederationError("kustomize build %s did not finish within %ss (option timeout)"
+                                  % (relative, timeout))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
         stderr = err.decode("utf-8", "replace").strip() or "no error output"
         raise FederationError("kustomize build %s failed: %s" % (relative, stderr), path=relative)

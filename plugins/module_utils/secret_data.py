@@ -30,7 +30,7 @@ HELPER_KEYS = (
 )
 HELPER_OPTIONS = tuple(option for option, unused_key in HELPER_KEYS)
 # The keys the render step (git_render secret_data) understands.
-CREDENTIAL_KEYS = ("username", "password", "bearerToken", "identity", "known_hosts")
+CREDENTIAL_KEYS = ("username", "password", "bearerToken", "caFile", "identity", "known_hosts")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 

@@ -42,8 +42,9 @@ attributes:
 options:
   url:
     description:
-      - URL of the git repository, C(https://), C(http://), C(ssh://), C(git://), C(file://), scp-like
-        C(git@host:org/repo.git), or an absolute path.
+      - URL of the git repository, C(https://), C(http://), C(ssh://) or scp-like C(git@host:org/repo.git).
+      - C(file://) URLs and absolute paths are refused unless O(allow_local_urls) is set. C(git://) (neither
+        authenticated nor encrypted) and git remote helpers (C(ext::), C(fd::)...) are always refused.
       - Credentials embedded in an HTTP(S) URL (C(https://user:token@host/...)) are taken out of it and used
         like O(username) and O(password), so git and the cache only see the URL without them. Ansible itself
         shows O(url) in its output though (it is not a C(no_log) option), so prefer O(username) and O(password).
@@ -105,6 +106,12 @@ options:
       - Content of a C(known_hosts) file with the SSH server's host key. Host keys are always checked; without
         this option the user's C(~/.ssh/known_hosts) is used.
     type: str
+  ca_file:
+    description:
+      - CA certificate (PEM content, not a path) that signed the HTTPS server's certificate, for servers with a
+        private CA. git then trusts this CA only, not the system's CAs, for this repository.
+      - It is written to a C(0600) file in a private directory only while git runs.
+    type: str
   insecure_skip_host_key_check:
     description:
       - Do not check the SSH server's host key. Anyone on the network path can then impersonate the server.
@@ -113,9 +120,9 @@ options:
   secret_data:
     description:
       - Credentials as the decoded data of a secret with Flux's key names C(username), C(password),
-        C(bearerToken), C(identity) (SSH private key) and C(known_hosts); C(identity.pub) is ignored.
-      - The options O(username), O(password), O(bearer_token), O(ssh_private_key) and O(known_hosts) override
-        the matching keys.
+        C(bearerToken), C(caFile), C(identity) (SSH private key) and C(known_hosts); C(identity.pub) is ignored.
+      - The options O(username), O(password), O(bearer_token), O(ca_file), O(ssh_private_key) and
+        O(known_hosts) override the matching keys.
       - A Kubernetes Secret's C(data) is base64-encoded; decode it first, see the examples.
     type: dict
   substitute:
@@ -135,10 +142,20 @@ options:
         line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/) inside anchors the
         pattern at the repository root), as the C(ignore) of a FederatedGitRepository.
     type: str
+  allow_local_urls:
+    description:
+      - Accept C(file://) URLs and absolute paths, which read repositories from the controller's own disk.
+      - Off by default, because whoever can set O(url) (a tenant editing a source) could otherwise make the
+        controller read any repository it can read. Meant for tests and demos, set by the operator (the sync
+        playbooks take it from the inventory variable C(gitops_allow_local_urls)).
+    type: bool
+    default: false
   cache_dir:
     description:
       - Directory of the clone cache, one clone per repository URL in a subdirectory named after the sha256 of
         the URL without credentials.
+      - Credential files exist only while git runs, in private (C(0700)) directories under
+        C(<cache_dir>/.credentials); a run removes those left by runs that were killed.
       - Defaults to C($GITOPS_FEDERATION_CACHE/git), else C(~/.cache/gitops-federation/git).
     type: path
   kustomize_path:
@@ -154,10 +171,14 @@ options:
     default: 120
 notes:
   - The git CLI (2.32 or later) must be installed on the controller, and OpenSSH for SSH URLs.
-  - The user's global and system git configuration is ignored, git never prompts, and credentials are never
-    stored by a credential helper.
-  - Submodules are not checked out. Kustomize remote resources are fetched by kustomize itself, without the
-    credentials of this module.
+  - Every run proves access with the given credentials (one C(git ls-remote)), also for a O(ref.commit) the
+    cache already has, so a clone fetched for one source is never rendered for a source without access.
+  - git and kustomize run with a minimal environment (C(PATH) and the locale; C(HOME) a private empty
+    directory): the user's global and system git configuration, C(GIT_*) variables, SSH agent, SSH keys and
+    config, and credential helpers are not used, and git never prompts.
+  - Submodules are not checked out. Kustomize remote resources (URLs or git repositories in C(resources),
+    C(components)...) are refused with an error naming the kustomization file; kustomize runs without network
+    credentials and with C(--load-restrictor LoadRestrictionsRootOnly).
 requirements:
   - git >= 2.32
   - PyYAML
@@ -293,10 +314,12 @@ def argspec():
         bearer_token=dict(type="str", no_log=True),
         ssh_private_key=dict(type="str", no_log=True),
         known_hosts=dict(type="str"),
+        ca_file=dict(type="str"),
         insecure_skip_host_key_check=dict(type="bool", default=False),
         secret_data=dict(type="dict", no_log=True),
         substitute=dict(type="dict"),
         ignore=dict(type="str"),
+        allow_local_urls=dict(type="bool", default=False),
         cache_dir=dict(type="path"),
         kustomize_path=dict(type="path"),
         timeout=dict(type="int", default=120),
@@ -312,12 +335,13 @@ def run_module(module):
     credentials = GitCredentials.from_secret_data(
         params["secret_data"],
         username=params["username"], password=params["password"], bearer_token=params["bearer_token"],
-        ssh_private_key=params["ssh_private_key"], known_hosts=params["known_hosts"],
+        ssh_private_key=params["ssh_private_key"], known_hosts=params["known_hosts"], ca_file=params["ca_file"],
         insecure_skip_host_key_check=params["insecure_skip_host_key_check"],
     )
     if params["timeout"] <= 0:
         raise FederationError("timeout must be a positive number of seconds")
-    source = GitSource(params["url"], credentials, cache_dir=params["cache_dir"], timeout=params["timeout"])
+    source = GitSource(params["url"], credentials, cache_dir=params["cache_dir"], timeout=params["timeout"],
+                       allow_local_urls=params["allow_local_urls"])
     with source.checkout(params["ref"]) as checkout:
         rendered = render_directory(checkout.path, params["path"], substitute=params["substitute"],
                                     kustomize_path=params["kustomize_path"], timeout=params["timeout"],

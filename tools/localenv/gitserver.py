@@ -1,6 +1,7 @@
-"""Real git servers on loopback: smart HTTP with basic auth and SSH with a deploy key.
+"""Real git servers on loopback: smart HTTP and HTTPS with basic auth, and SSH with a deploy key.
 
-HTTP is nginx in front of fcgiwrap running ``git http-backend``; SSH is a private sshd on a high port
+HTTP is nginx in front of fcgiwrap running ``git http-backend``; nginx serves the same repositories over
+HTTPS too, with a certificate of a CA generated for this environment (``ca_cert``), which no system trusts. SSH is a private sshd on a high port
 with its own host key, accepting one deploy key whose commands are confined to ``git-shell``.
 Repositories are bare repos under ``<workdir>/repos``; helpers create them from a directory of
 manifests and push commits and tags to them.
@@ -17,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from .pki import write_private
+from .pki import CertificateAuthority, write_private
 from .processes import LocalEnvError, alive, free_port, spawn, stop, wait_http
 
 GIT_HTTP_BACKEND_CANDIDATES = ("/usr/lib/git-core/git-http-backend", "/usr/libexec/git-core/git-http-backend")
@@ -73,6 +74,15 @@ class GitServers:
         return f"http://127.0.0.1:{self.state['http_port']}/git"
 
     @property
+    def https_base(self):
+        return f"https://127.0.0.1:{self.state['https_port']}/git"
+
+    @property
+    def ca_cert(self):
+        """The PEM file of the private CA that signed the HTTPS server's certificate."""
+        return os.path.join(self.workdir, "ca.crt")
+
+    @property
     def ssh_base(self):
         return f"ssh://{self.state['ssh_user']}@127.0.0.1:{self.state['ssh_port']}{self.repos_dir}"
 
@@ -86,6 +96,9 @@ class GitServers:
 
     def http_url(self, repo):
         return f"{self.http_base}/{repo}.git"
+
+    def https_url(self, repo):
+        return f"{self.https_base}/{repo}.git"
 
     def ssh_url(self, repo):
         return f"{self.ssh_base}/{repo}.git"
@@ -131,11 +144,20 @@ class GitServers:
         digest = hashlib.sha1(self.state["password"].encode() + salt).digest()
         with open(os.path.join(http_dir, "htpasswd"), "w") as handle:
             handle.write(f"{self.username}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n")
-        port = free_port()
-        self.state["http_port"] = port
+        ca = CertificateAuthority.create("gitops-federation local git CA")
+        with open(self.ca_cert, "wb") as handle:
+            handle.write(ca.cert_pem)
+        cert_pem, key_pem = ca.issue("127.0.0.1", hosts=("127.0.0.1", "localhost"), server=True)
+        with open(os.path.join(http_dir, "tls.crt"), "wb") as handle:
+            handle.write(cert_pem)
+        write_private(os.path.join(http_dir, "tls.key"), key_pem)
+        port, tls_port = free_port(), free_port()
+        while tls_port == port:
+            tls_port = free_port()
+        self.state.update(http_port=port, https_port=tls_port)
         config = _NGINX_CONFIG.format(
-            user="user root;" if os.geteuid() == 0 else "", dir=http_dir, port=port, socket=socket_path,
-            backend=_which(*GIT_HTTP_BACKEND_CANDIDATES), repos=self.repos_dir,
+            user="user root;" if os.geteuid() == 0 else "", dir=http_dir, port=port, tls_port=tls_port,
+            socket=socket_path, backend=_which(*GIT_HTTP_BACKEND_CANDIDATES), repos=self.repos_dir,
         )
         config_path = os.path.join(http_dir, "nginx.conf")
         with open(config_path, "w") as handle:
@@ -273,6 +295,9 @@ http {{
     client_max_body_size 0;
     server {{
         listen 127.0.0.1:{port};
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {dir}/tls.crt;
+        ssl_certificate_key {dir}/tls.key;
         location = /healthz {{ return 200 "ok"; }}
         location ~ ^/git(/.*)$ {{
             auth_basic "git";

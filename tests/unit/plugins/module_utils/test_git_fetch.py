@@ -132,13 +132,27 @@ def test_split_url_credentials_takes_credentials_out_of_http_urls():
     assert split_url_credentials("ssh://git@git.example.com:2222/r.git") == ("ssh://git@git.example.com:2222/r.git",
                                                                              None, None)
     assert split_url_credentials("git@github.com:org/repo.git") == ("git@github.com:org/repo.git", None, None)
-    assert split_url_credentials("/srv/git/repo.git")[0] == "/srv/git/repo.git"
+    # local repositories only when the operator allows them
+    assert split_url_credentials("/srv/git/repo.git", allow_local=True)[0] == "/srv/git/repo.git"
+    assert split_url_credentials("file:///srv/git/repo.git", allow_local=True)[0] == "file:///srv/git/repo.git"
 
 
-@pytest.mark.parametrize("url", ["ext::sh -c touch% /tmp/pwned", "fd::17", "-uhttps://x", "ftp://host/repo", "repo", ""])
+@pytest.mark.parametrize("url", ["ext::sh -c touch% /tmp/pwned", "fd::17", "-uhttps://x", "ftp://host/repo", "repo", "",
+                                 "git://host/repo.git", "-oProxyCommand=x:repo", "git@-oProxyCommand=x:repo",
+                                 "ssh://-oProxyCommand=x/repo", "ssh:///repo", "./repo"])
 def test_split_url_credentials_rejects_non_git_urls(url):
     with pytest.raises(FederationError, match="url"):
         split_url_credentials(url)
+    with pytest.raises(FederationError, match="url"):
+        split_url_credentials(url, allow_local=True)
+
+
+@pytest.mark.parametrize("url", ["/srv/git/repo.git", "file:///srv/git/repo.git", "FILE:///srv/git/repo.git",
+                                 "file://localhost/srv/git/repo.git"])
+def test_local_urls_need_allow_local(url):
+    with pytest.raises(FederationError, match="allow_local_urls"):
+        split_url_credentials(url)
+    assert split_url_credentials(url, allow_local=True)[0] == url
 
 
 def test_cache_key_ignores_credentials(tmp_path):
@@ -178,7 +192,9 @@ def test_credentials_from_flux_secret_data():
     assert (creds.username, creds.password, creds.ssh_private_key, creds.known_hosts) == (
         "bob", "override", "KEY", "KH")
     assert GitCredentials.from_secret_data({"bearerToken": "tok"}).bearer_token == "tok"
+    assert GitCredentials.from_secret_data({"caFile": "PEM"}).ca_file == "PEM"
+    assert GitCredentials.from_secret_data({"caFile": "PEM"}, ca_file="OTHER").ca_file == "OTHER"
     with pytest.raises(FederationError, match="caFile"):
-        GitCredentials.from_secret_data({"caFile": "PEM"})
+        GitCredentials.from_secret_data({"cafile": "PEM"})
     with pytest.raises(FederationError, match="bearer_token"):
         GitCredentials(password="a", bearer_token="b")

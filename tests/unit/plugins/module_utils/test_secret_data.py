@@ -52,7 +52,8 @@ def test_non_string_values_are_encoded_as_text():
 def test_git_credentials_decode_only_the_credential_keys():
     secret = {"data": {"username": b64("git"), "password": b64("pw"), "identity.pub": b64("PUB"), "caFile": b64("PEM"),
                        "identity": b64("KEY"), "known_hosts": b64("kh")}}
-    assert git_credentials(secret) == {"username": "git", "password": "pw", "identity": "KEY", "known_hosts": "kh"}
+    assert git_credentials(secret) == {"username": "git", "password": "pw", "identity": "KEY", "known_hosts": "kh",
+                                       "caFile": "PEM"}
     assert git_credentials({"data": {}}) == {}
     assert git_credentials(None) == {}
     with pytest.raises(FederationError, match="key password is not base64-encoded UTF-8 text"):
