@@ -188,8 +188,9 @@ def assert_no_secrets_in_dir(directory, secrets):
             assert secret.encode() not in content, "a credential is in %s" % path
 
 
-def our_temp_dirs():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "gitops-federation-git-*")))
+def our_temp_dirs(cache):
+    """The credential directories of runs on the clone cache ``cache`` (they live under it, not in /tmp)."""
+    return set(glob.glob(os.path.join(cache, ".credentials", "*")))
 
 
 # -- transports and credentials -----------------------------------------------------------------------------------
@@ -519,8 +520,8 @@ def test_check_mode_writes_no_bundle_at_dest(repo, http):
 # -- no credential anywhere ---------------------------------------------------------------------------------------------
 
 def test_no_credentials_in_vvv_output_cache_or_temp_files(repo, git_servers, tmp_path):
-    before = our_temp_dirs()
     cache = str(tmp_path / "cache")
+    before = our_temp_dirs(cache)
     wrong = "wrong-" + unique_name("pw")
     common = {"cache_dir": cache, "path": "plain"}
     tasks = [
@@ -558,7 +559,8 @@ def test_no_credentials_in_vvv_output_cache_or_temp_files(repo, git_servers, tmp
         assert secret not in output, "a credential is in the -vvv output"
     assert_no_secrets_in_dir(cache, secret_strings(git_servers) + [wrong])
     assert_no_secrets_in_dir(str(tmp_path), secret_strings(git_servers) + [wrong])
-    assert our_temp_dirs() == before, "credential temp directories were left behind"
+    assert os.path.isdir(os.path.join(cache, ".credentials"))  # the runs did use it
+    assert our_temp_dirs(cache) == before, "credential temp directories were left behind"
 
 
 def spy_on_credential_files(source, seen):
@@ -567,7 +569,7 @@ def spy_on_credential_files(source, seen):
 
     def recording(args, **kwargs):
         files = {}
-        for directory in our_temp_dirs():
+        for directory in our_temp_dirs(source.cache_dir):
             for path in files_under(directory):
                 files[os.path.basename(path)] = (stat.S_IMODE(os.stat(path).st_mode), read(path))
         seen.append((args[0], files))
@@ -578,17 +580,17 @@ def spy_on_credential_files(source, seen):
 
 def test_ssh_key_file_is_0600_while_git_runs_and_gone_after(repo, git_servers, tmp_path):
     key = read(git_servers.deploy_key)
-    before = our_temp_dirs()
+    before = our_temp_dirs(str(tmp_path / "cache"))
     source = GitSource(git_servers.ssh_url(repo["name"]), GitCredentials(
         ssh_private_key=key, known_hosts=read(git_servers.known_hosts)), cache_dir=str(tmp_path / "cache"))
     seen = []
     spy_on_credential_files(source, seen)
     with source.checkout({"branch": "main"}) as checkout:
         assert checkout.commit == repo["head"]
-        assert our_temp_dirs() == before  # already removed while the caller renders
+        assert our_temp_dirs(source.cache_dir) == before  # already removed while the caller renders
     ls_remote = [files for command, files in seen if command == "ls-remote"][0]
     assert ls_remote["identity"] == (0o600, key)
-    assert our_temp_dirs() == before
+    assert our_temp_dirs(source.cache_dir) == before
 
     failing = GitSource(git_servers.ssh_url(repo["name"]), GitCredentials(
         ssh_private_key=key, known_hosts=other_host_key_line(git_servers, tmp_path)),
@@ -600,7 +602,7 @@ def test_ssh_key_file_is_0600_while_git_runs_and_gone_after(repo, git_servers, t
             pass
     assert seen and "identity" in seen[0][1]
     assert "Host key verification failed" in err.value.msg
-    assert our_temp_dirs() == before  # removed on failure too
+    assert our_temp_dirs(source.cache_dir) == before  # removed on failure too
 
 
 def test_http_password_reaches_git_only_through_the_environment(repo, git_servers, tmp_path):
