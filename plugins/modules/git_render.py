@@ -99,7 +99,7 @@ options:
   ssh_private_key:
     description:
       - Private key (its content, not a path) for SSH URLs, without a passphrase. It is written to a C(0600)
-        file in a private temporary directory only while git runs.
+        file in a private directory under O(cache_dir) only while git runs.
     type: str
   known_hosts:
     description:

@@ -177,7 +177,7 @@ sources:
     credentials:
       description:
         - Sensitive. The decoded credentials of the source's secret (C(username), C(password), C(bearerToken),
-          C(identity), C(known_hosts); present keys only), for M(gitops.federation.git_render) O(ignore:secret_data).
+          C(caFile), C(identity), C(known_hosts); present keys only), for M(gitops.federation.git_render) O(ignore:secret_data).
           Empty when the source has no secret.
       type: dict
       returned: when O(include_credentials=true)
