@@ -174,7 +174,7 @@ notes:
   - Every run proves access with the given credentials (one C(git ls-remote)), also for a O(ref.commit) the
     cache already has, so a clone fetched for one source is never rendered for a source without access.
   - git and kustomize run with a minimal environment (C(PATH) and the locale; C(HOME) a private empty
-    directory): the user's global and system git configuration, C(GIT_*) variables, SSH agent, SSH keys and
+    directory). The user's global and system git configuration, C(GIT_*) variables, SSH agent, SSH keys and
     config, and credential helpers are not used, and git never prompts.
   - Submodules are not checked out. Kustomize remote resources (URLs or git repositories in C(resources),
     C(components)...) are refused with an error naming the kustomization file; kustomize runs without network
