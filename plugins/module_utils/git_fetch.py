@@ -667,7 +667,7 @@ class GitSource:
             env["HOME"] = cred_dir  # no ~/.gitconfig, ~/.netrc or ~/.ssh of the controller's user
             if creds.ca_file:
                 ca_path = os.path.join(cred_dir, "ca.pem")
-                _write_private(ca_path, creds.ca_file if creds.ca_file.endswith("\n") else creds.ca_file + "\n", 0o600)
+                _write_private(ca_path, creds.ca_file.rstrip("\n") + "\n", 0o600)
                 config.append(("http.sslCAInfo", ca_path))
             if creds.username or creds.password:
                 askpass = os.path.join(cred_dir, "askpass.sh")

@@ -180,13 +180,16 @@ def test_remote_kustomize_bases_are_refused_naming_the_file(private_repo, git_se
 
 @pytest.fixture
 def operator_environment(monkeypatch, git_servers, tmp_path):
-    """A controller whose user has everything a remote base could borrow: a git credential helper that knows
-    the git server's password (configured in ~/.gitconfig and in GIT_CONFIG_* variables), an SSH agent socket
-    and tokens in the environment."""
+    """A controller whose user has everything a source could borrow: a git credential helper that knows the
+    git server's password (configured in ~/.gitconfig and in GIT_CONFIG_* variables), a ~/.netrc with it
+    (curl, and so git over HTTP, reads it), an SSH agent socket and tokens in the environment."""
     home = tmp_path / "operator-home"
     home.mkdir()
     helper = "!f() { echo username=%s; echo password=%s; }; f" % (git_servers.username, git_servers.password)
     (home / ".gitconfig").write_text('[credential]\n\thelper = "%s"\n' % helper.replace('"', '\\"'))
+    (home / ".netrc").write_text("machine 127.0.0.1 login %s password %s\n" % (git_servers.username,
+                                                                             git_servers.password))
+    (home / ".netrc").chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "credential.helper")
@@ -229,8 +232,8 @@ def test_kustomize_cannot_borrow_the_controllers_credentials(git_servers, tmp_pa
     assert env["GIT_ALLOW_PROTOCOL"] == "none"
 
 
-def test_git_does_not_use_the_controllers_credential_helpers(private_repo, git_servers, tmp_path,
-                                                            operator_environment):
+def test_git_does_not_use_the_controllers_credentials(private_repo, git_servers, tmp_path, operator_environment):
+    """A source without credentials gets none from the controller's user (helpers, ~/.netrc)."""
     source = GitSource(git_servers.http_url(private_repo["name"]), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(FederationError) as err:
         with source.checkout({"commit": private_repo["commit"]}):
