@@ -8,6 +8,13 @@ cluster. Propagation builds, for one attached cluster, a Secret manifest per Fed
 it (the management Secret's data + the template metadata + that cluster's overrides); the apply engine
 applies them under one owner per project, so a Secret whose FederatedSecret is gone or no longer
 placed on the cluster is pruned there.
+
+The empty-set guard (``check_empty_propagation``): when nothing is to be propagated to a cluster that
+still holds propagated Secrets, they are pruned only if the management cluster *confirmed* the empty
+set: the project namespace exists there (or FederatedSecrets were listed in it) and its FederatedSecrets
+were listed, so the user deleted the last one or placed them elsewhere. A namespace that does not exist
+(or cannot be read) on the management cluster is what a wrong kubeconfig, context or project name looks
+like, so the propagation is refused and nothing is deleted, unless the caller allows an empty set.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +23,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     API_VERSION, FEDERATED_SECRET, FEDERATED_SECRET_LABEL, managed_labels)
@@ -120,6 +128,60 @@ def secret_manifests_for_cluster(cluster, federated_secrets, secrets):
         manifests.append(propagated_secret(federated_secret, secret, cluster.name))
         placed.append(metadata["name"])
     return manifests, placed
+
+
+class ProjectSecrets:
+    """A project's FederatedSecrets and their Secrets, as read from the management cluster.
+
+    ``confirmed`` says whether the management cluster showed the project exists (its namespace could be
+    read, or FederatedSecrets were found in it); ``missing`` explains why not.
+    """
+
+    def __init__(self, namespace, federated_secrets, secrets, confirmed, missing=None, server=None):
+        self.namespace = namespace
+        self.federated_secrets = federated_secrets
+        self.secrets = secrets
+        self.confirmed = confirmed
+        self.missing = missing
+        self.server = server
+
+
+def read_project_secrets(store, namespace):
+    """Read a project's FederatedSecrets and Secrets from the management cluster (a FederationStore)."""
+    federated_secrets = store.list(FEDERATED_SECRET, namespace)
+    secrets = {}
+    for federated_secret in federated_secrets:
+        name = federated_secret["metadata"]["name"]
+        live = store.get("Secret", namespace, name)
+        if live is not None:
+            secrets[name] = live
+    confirmed, missing = bool(federated_secrets), None
+    if not confirmed:
+        namespaces = store.client.discovery().find("v1", "Namespace")
+        try:
+            confirmed = store.client.get(namespaces, namespace) is not None
+            if not confirmed:
+                missing = "has no namespace %s" % namespace
+        except ApiError as err:
+            missing = "does not let these credentials read namespace %s (%s)" % (namespace, err.msg)
+    return ProjectSecrets(namespace, federated_secrets, secrets, confirmed, missing, store.client.server)
+
+
+def check_empty_propagation(project, cluster, manifests, propagated_count, allow_empty=False):
+    """Refuse to prune every propagated Secret of a cluster on an unconfirmed empty set (see the module doc).
+
+    propagated_count is the number of objects in the project's federated-secrets inventory on the cluster.
+    Returns the engine's allow_empty: True when an empty set may prune (confirmed, or allowed).
+    """
+    if manifests or not propagated_count or allow_empty or project.confirmed:
+        return True
+    raise FederationError(
+        "refusing to prune the %d propagated Secret%s of project %s from cluster %s: the management cluster %s %s, "
+        "so no FederatedSecret was found (a wrong management kubeconfig, context or project name?). Nothing was "
+        "deleted. If the project's federated secrets are really gone, set allow_empty: true."
+        % (propagated_count, "" if propagated_count == 1 else "s", project.namespace, cluster,
+           project.server or "", project.missing or "did not confirm the project"),
+        project=project.namespace, propagated=propagated_count)
 
 
 def secret_view(federated_secret, secret, clusters):

@@ -98,6 +98,15 @@ options:
     description: Create the project namespace on the attached cluster when it does not exist.
     type: bool
     default: false
+  allow_empty:
+    description:
+      - Prune every propagated Secret of the project from the cluster even when the management cluster does not
+        confirm the project (its namespace does not exist or cannot be read there).
+      - Without it such an empty set is refused and nothing is deleted, since it is what a wrong management
+        connection looks like. When the namespace exists and lists no FederatedSecret (the last one was deleted),
+        or none is placed on this cluster, the Secrets are pruned without it.
+    type: bool
+    default: false
 seealso:
   - module: gitops.federation.federated_secret
   - module: gitops.federation.gitops_status
@@ -172,8 +181,9 @@ from ansible_collections.gitops.federation.plugins.module_utils.cluster_module i
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    secret_manifests_for_cluster, secret_status_results, secrets_owner)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, FederationStore
+    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results, secrets_owner)
+from ansible_collections.gitops.federation.plugins.module_utils.federation import FederationStore
+from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 
 
@@ -199,27 +209,25 @@ def argspec():
         cluster_labels=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         create_namespace=dict(type="bool", default=False),
+        allow_empty=dict(type="bool", default=False),
     )
 
 
 def run_module(module):
     params = module.params
     namespace, cluster = params["namespace"], params["cluster"]
-    options = SyncOptions(owner=secrets_owner(namespace), namespace=namespace, prune=True, allow_empty=True,
-                          create_namespace=params["create_namespace"], check_mode=module.check_mode)
-    placed, manifests = [], []
+    owner = secrets_owner(namespace)
+    placed, manifests, allow_empty = [], [], True
+    client = cluster_client(module, name=cluster)
     if params["state"] == "present":
         store = FederationStore(ClusterClient(auth_from_params(params["management"]), name="management"))
-        federated_secrets = store.list(FEDERATED_SECRET, namespace)
-        secrets = {}
-        for federated_secret in federated_secrets:
-            name = federated_secret["metadata"]["name"]
-            live = store.get("Secret", namespace, name)
-            if live is not None:
-                secrets[name] = live
+        project = read_project_secrets(store, namespace)
         inventory_cluster = InventoryCluster(cluster, dict((str(k), str(v)) for k, v in params["cluster_labels"].items()))
-        manifests, placed = secret_manifests_for_cluster(inventory_cluster, federated_secrets, secrets)
-    client = cluster_client(module, name=cluster)
+        manifests, placed = secret_manifests_for_cluster(inventory_cluster, project.federated_secrets, project.secrets)
+        propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
+        allow_empty = check_empty_propagation(project, cluster, manifests, propagated, params["allow_empty"])
+    options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
+                          create_namespace=params["create_namespace"], check_mode=module.check_mode)
     engine = Engine(client, options)
     try:
         result = engine.sync(manifests) if params["state"] == "present" else engine.teardown()
