@@ -237,6 +237,11 @@ health:
   type: list
   elements: dict
   sample: [{subject: Deployment.apps/team-a/podinfo, status: Current, message: 2/2 replicas ready}]
+lease_renewals:
+  description: How many times the Lease of O(lease) was renewed while the task worked.
+  returned: when O(lease) is given
+  type: int
+  sample: 2
 api_requests:
   description: API requests made, by verb (dry runs counted apart), and C(writes), the number of write requests.
   returned: always
@@ -246,11 +251,14 @@ api_requests:
 
 import copy
 
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
     cluster_client, cluster_module, redact_secret_arguments, sync_return)
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
+from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
 
@@ -278,7 +286,38 @@ def argspec():
         )),
         revision=dict(type="str"),
         overrides=dict(type="list", elements="dict"),
+        lease=dict(type="dict", options=dict(
+            namespace=dict(type="str", required=True),
+            source=dict(type="str", required=True),
+            holder=dict(type="str", required=True),
+            duration=dict(type="int", default=900),
+        )),
+        management=dict(type="dict", options=management_options()),
     )
+
+
+def management_options():
+    """The connection options for the management cluster: same names, no environment fallback but the kubeconfig.
+
+    (As in federated_secret_sync: a host, token or context from the environment belongs to the cluster the
+    task runs for.)
+    """
+    options = {}
+    for name, spec in AUTH_ARG_SPEC.items():
+        options[name] = dict((k, v) for k, v in spec.items()
+                             if k != "aliases" and (k != "fallback" or name == "kubeconfig"))
+    return options
+
+
+def lease_keeper(params):
+    """A LeaseKeeper for the lease option (a keeper of nothing without it)."""
+    lease = params["lease"]
+    if not lease:
+        return LeaseKeeper([])
+    if not params["management"]:
+        raise FederationError("lease needs management: the connection to the management cluster holding the Lease")
+    client = ClusterClient(auth_from_params(params["management"]), name="management")
+    return LeaseKeeper([SyncLease(client, lease["namespace"], lease["source"], lease["holder"], lease["duration"])])
 
 
 def run_module(module):
@@ -292,21 +331,36 @@ def run_module(module):
         check_mode=module.check_mode)
     client = cluster_client(module)
     engine = Engine(client, options)
+    keeper = lease_keeper(params) if not module.check_mode else LeaseKeeper([])
     try:
-        if params["state"] == "absent":
-            result = engine.teardown()
-        else:
-            if params["manifests"] is not None:
-                objects = copy.deepcopy(params["manifests"])
-                redact_secret_arguments(params["manifests"])
-            else:
-                objects = load_bundle(params["src"])
-            if params["overrides"]:
-                objects = apply_object_overrides(objects, params["overrides"])
-            result = engine.sync(objects)
+        with keeper:
+            try:
+                if params["state"] == "absent":
+                    result = engine.teardown()
+                else:
+                    if params["manifests"] is not None:
+                        objects = copy.deepcopy(params["manifests"])
+                        redact_secret_arguments(params["manifests"])
+                    else:
+                        objects = load_bundle(params["src"])
+                    if params["overrides"]:
+                        objects = apply_object_overrides(objects, params["overrides"])
+                    result = engine.sync(objects)
+            except FederationError as err:
+                if keeper.lost:  # the lease loss is the news: the failure may well follow from it
+                    err.msg = "%s; and: %s" % ("; ".join(keeper.lost), err.msg)
+                raise
     finally:
         engine.close()
-    module.exit_json(**sync_return(result, client, module))
+    returned = sync_return(result, client, module)
+    try:
+        keeper.check()
+    except FederationError as err:
+        returned.update(err.details)
+        module.fail_json(msg=err.msg, **returned)
+    if params["lease"]:
+        returned["lease_renewals"] = keeper.renewals
+    module.exit_json(**returned)
 
 
 def main():

@@ -1,6 +1,8 @@
 import datetime
 
-from ansible_collections.gitops.federation.plugins.module_utils.lease import describe, expired
+import pytest
+
+from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseTimeError, describe, expired
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -25,3 +27,18 @@ def test_description_names_holder_and_expiry():
     text = describe(spec(10))
     assert text.startswith("held by run-1 since 2026-11-27T11:00:00.000000Z")
     assert "expires 2026-11-27T12:00:50" in text
+
+
+@pytest.mark.parametrize("text", ["2026-11-27T11:59:30Z", "2026-11-27T11:59:30.5Z", "2026-11-27T11:59:30.123456Z",
+                                  "2026-11-27T11:59:30.123456789Z", "2026-11-27T12:59:30.000000+01:00"])
+def test_lease_times_in_every_rfc3339_form_the_api_may_hold(text):
+    lease = dict(spec(0), renewTime=text)
+    assert not expired(dict(lease, leaseDurationSeconds=31), NOW)
+    assert expired(dict(lease, leaseDurationSeconds=29), NOW)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-11-27 11:59:30", "2026-13-27T11:59:30Z", "1764244770"])
+def test_an_unreadable_renew_time_is_an_error_not_an_expired_lease(text):
+    with pytest.raises(LeaseTimeError, match="renewTime"):
+        expired(dict(spec(0), renewTime=text), NOW)
+    assert "unreadable" in describe(dict(spec(0), renewTime=text))
