@@ -24,12 +24,13 @@ import hashlib
 
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.status import (
-    APPLIED, DELETED, FAILED, SUSPENDED, UNREACHABLE, counts_phrase, writes)
+    APPLIED, DELETED, FAILED, SUSPENDED, UNREACHABLE, counts_phrase, shorten, writes)
 
 COMPONENT = "gitops-federation"
 NORMAL = "Normal"
 WARNING = "Warning"
-MAX_MESSAGE = 1024
+# The Event holds the whole message of a failure (the status only a summary), within reason.
+MAX_MESSAGE = 8192
 
 
 def _what(kind, name, revision):
@@ -41,35 +42,81 @@ def _what(kind, name, revision):
 
 def event_message(reason, cluster, counts=None, revision=None, message=None, kind="FederatedKustomization",
                   name=None):
-    """The text of one event, e.g. 'Applied revision main@sha1:abc to cluster attached-1: created 2, unchanged 5'."""
+    """The text of one event, e.g. 'Applied revision main@sha1:abc to cluster attached-1: created 2, unchanged 5'.
+
+    cluster may be a list of names (one Failed event for several clusters): 'to clusters a, b'.
+    """
     what = _what(kind, name, revision)
+    names = list(cluster) if isinstance(cluster, (list, tuple)) else [cluster]
+    target = "cluster%s %s" % ("s" if len(names) > 1 else "", ", ".join(names))
     counts = counts or {}
     if reason == "Applied":
-        text = "Applied %s to cluster %s: %s" % (what, cluster, counts_phrase(counts))
+        text = "Applied %s to %s: %s" % (what, target, counts_phrase(counts))
     elif reason == "Pruned":
         pruned = counts.get("pruned", 0)
-        text = "Pruned %d object%s from cluster %s at %s" % (pruned, "" if pruned == 1 else "s", cluster, what)
+        text = "Pruned %d object%s from %s at %s" % (pruned, "" if pruned == 1 else "s", target, what)
     elif reason == "Deleted":
-        text = "Deleted %s from cluster %s: %s" % (what, cluster, counts_phrase(counts))
+        text = "Deleted %s from %s: %s" % (what, target, counts_phrase(counts))
     elif reason == "Suspended":
-        text = "Sync of %s to cluster %s suspended; objects are left as they are" % (what, cluster)
+        text = "Sync of %s to %s suspended; objects are left as they are" % (what, target)
     elif reason == "Unreachable":
-        text = "Cluster %s unreachable; %s not applied" % (cluster, what)
+        text = "C%s unreachable; %s not applied" % (target[1:], what)
     else:
-        text = "Failed to apply %s to cluster %s" % (what, cluster)
+        text = "Failed to apply %s to %s" % (what, target)
         if writes(counts) or counts.get("failed"):
             text += " (%s)" % counts_phrase(counts)
     if message:
         text += ": %s" % message if reason in ("Failed", "Unreachable") else " (%s)" % message
-    return text[:MAX_MESSAGE]
+    return shorten(text, MAX_MESSAGE)
 
 
 def events_for_results(results, previous_entries, kind="FederatedKustomization", name=None):
     """The (type, reason, message) events a sync's results call for, given the entries before it.
 
     Nothing is emitted for a no-op Applied result (same revision, no write, already Applied), nor for
-    a Deleted result on a cluster the object was never recorded on that deleted nothing.
+    a Deleted result on a cluster the object was never recorded on that deleted nothing. Failures with
+    the same message and counts on several clusters make one Event naming them all, so a long message
+    (a refused bundle lists every object) is stored once.
     """
+    return _merge_failures(_events_per_result(results, previous_entries, kind, name), results, kind, name)
+
+
+def _same_failure(result):
+    """What makes two failures the same: counts, the message's head and its problems in any order.
+
+    (The engine assesses objects concurrently, so two clusters refusing the same bundle list the same
+    problems in different orders.)
+    """
+    head, unused, rest = result["message"].partition(": ")
+    return counts_phrase(result.get("counts")), head, tuple(sorted(rest.split("; ")))
+
+
+def _merge_failures(events, results, kind, name):
+    """One Failed event per distinct failure instead of one per cluster."""
+    groups = {}
+    for result in results:
+        if result["status"] == FAILED and result.get("message"):
+            groups.setdefault(_same_failure(result), []).append(result)
+    merged, done = [], set()
+    for event, result in events:
+        if result is None or result["status"] != FAILED or not result.get("message"):
+            merged.append(event)
+            continue
+        key = _same_failure(result)
+        if key in done:
+            continue
+        done.add(key)
+        clusters = [r["cluster"] for r in groups[key]]
+        if len(clusters) == 1:
+            merged.append(event)
+        else:
+            merged.append((event[0], event[1], event_message(
+                "Failed", clusters, result.get("counts"), result.get("revision"), result["message"], kind, name)))
+    return merged
+
+
+def _events_per_result(results, previous_entries, kind, name):
+    """[((type, reason, message), result)], one or two per result that did something."""
     previous = dict((e.get("name"), e) for e in previous_entries or [])
     events = []
     track_revision = kind != "FederatedSecret"
@@ -83,24 +130,27 @@ def events_for_results(results, previous_entries, kind="FederatedKustomization",
                 message = result.get("message")
                 if result.get("healthy") is False:
                     message = "not healthy%s" % (": " + message if message else "")
-                events.append((WARNING if result.get("healthy") is False else NORMAL, "Applied",
-                               event_message("Applied", cluster, counts, revision, message, kind, name)))
+                events.append(((WARNING if result.get("healthy") is False else NORMAL, "Applied",
+                               event_message("Applied", cluster, counts, revision, message, kind, name)), result))
             if counts.get("pruned"):
-                events.append((NORMAL, "Pruned", event_message("Pruned", cluster, counts, revision, None, kind, name)))
+                events.append(((NORMAL, "Pruned", event_message("Pruned", cluster, counts, revision, None, kind, name)),
+                               result))
         elif state == FAILED:
-            events.append((WARNING, "Failed", event_message("Failed", cluster, counts, revision, result.get("message"),
-                                                            kind, name)))
+            events.append(((WARNING, "Failed", event_message("Failed", cluster, counts, revision, result.get("message"),
+                                                            kind, name)), result))
         elif state == UNREACHABLE:
-            events.append((WARNING, "Failed", event_message("Unreachable", cluster, counts, revision,
-                                                            result.get("message"), kind, name)))
+            events.append(((WARNING, "Failed", event_message("Unreachable", cluster, counts, revision,
+                                                            result.get("message"), kind, name)), result))
         elif state == SUSPENDED:
             if before is None or before.get("status") != SUSPENDED:
-                events.append((NORMAL, "Suspended", event_message(
-                    "Suspended", cluster, counts, (before or {}).get("revision") or revision, None, kind, name)))
+                events.append(((NORMAL, "Suspended", event_message(
+                    "Suspended", cluster, counts, (before or {}).get("revision") or revision, None, kind, name)),
+                    result))
         elif state == DELETED:
             if before is not None or writes(counts):
-                events.append((NORMAL, "Deleted", event_message(
-                    "Deleted", cluster, counts, (before or {}).get("revision") or revision, None, kind, name)))
+                events.append(((NORMAL, "Deleted", event_message(
+                    "Deleted", cluster, counts, (before or {}).get("revision") or revision, None, kind, name)),
+                    result))
     return events
 
 

@@ -25,12 +25,22 @@ through the status subresource only when ``status_changed`` says so.
 
 Conditions (``type``, ``status``, ``reason``, ``message``, ``lastTransitionTime``, ``lastUpdateTime``,
 ``observedGeneration``)
-  ``Propagation`` is True when every placed cluster has an entry that is Applied (or Suspended) at the
-  revision being synced, and no cluster outside the placement still holds objects; otherwise False,
-  naming the clusters that failed, were unreachable, were not synced yet, are behind, or still wait
-  for removal. ``Ready`` is True when Propagation is True and no placed cluster reported
-  ``healthy: false``. ``lastTransitionTime`` changes only when a condition's status flips;
-  ``lastUpdateTime`` is the time of the last status write.
+  ``Propagation`` is True (``Propagated``) when every placed cluster has an entry that is Applied (or
+  Suspended by a per-cluster override) at the revision being synced, and no cluster outside the
+  placement still holds objects; otherwise False: ``PropagationFailed`` (a cluster failed or was
+  unreachable) or ``Progressing`` (not synced yet, behind, removal pending). A suspended source is False
+  with ``Suspended`` whatever its clusters hold: new revisions do not propagate until it is resumed.
+  ``Ready`` is True (``Succeeded``) when Propagation is True and no placed cluster reported
+  ``healthy: false`` (else ``HealthCheckFailed``); when Propagation is False, Ready is False with the same
+  reason and message. (``SourceFailed`` is set by sync_record when the fetch or render failed.)
+  ``lastTransitionTime`` changes only when a condition's status flips; ``lastUpdateTime`` is the time of
+  the last status write.
+
+Size: the object stays small whatever went wrong. A cluster entry's ``message`` is summarised (its
+head, the first few problems, "and N more"; at most MAX_CLUSTER_MESSAGE characters); conditions name
+the clusters with only the head of their message (the part before the first ": "), at most a few
+clusters per group and MAX_CONDITION_MESSAGE characters. The full message goes to one Event
+(events.py), not to the status.
 
 Idempotence: ``status_changed`` compares statuses without their timestamps. A sync whose results
 change nothing is not written at all (no request, ``changed: false``); timestamps move only together
@@ -58,6 +68,18 @@ WRITE_COUNTS = ("created", "configured", "pruned", "deleted")
 
 PROPAGATION = "Propagation"
 READY = "Ready"
+# Condition reasons (docs/resources.md lists them).
+PROPAGATED = "Propagated"
+PROPAGATION_FAILED = "PropagationFailed"
+PROGRESSING = "Progressing"
+SUCCEEDED = "Succeeded"
+HEALTH_CHECK_FAILED = "HealthCheckFailed"
+
+MAX_CLUSTER_MESSAGE = 300
+MAX_CONDITION_MESSAGE = 400
+MAX_HEADLINE = 100
+SHOWN_PROBLEMS = 3
+SHOWN_CLUSTERS = 5
 TIME_FIELDS = frozenset(["lastTransitionTime", "lastUpdateTime", "lastAppliedTime"])
 
 
@@ -74,6 +96,61 @@ def counts_phrase(counts):
     """'created 2, configured 1, unchanged 5': the non-zero counts, in change-set order."""
     parts = ["%s %d" % (key, int(counts[key])) for key in COUNT_KEYS if (counts or {}).get(key)]
     return ", ".join(parts) if parts else "no objects"
+
+
+def shorten(text, limit):
+    """text cut to at most limit characters, marked with '...' when cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:max(limit - 3, 0)].rstrip() + "..."
+
+
+def summarize(message, limit=MAX_CLUSTER_MESSAGE, shown=SHOWN_PROBLEMS):
+    """A long message as its head and first problems: 'head: p1; p2; p3; and 22 more (see Events)'.
+
+    Engine and health messages list problems after their head ('the API server refused 25 objects,
+    nothing was applied: A; B; ...'); the full list is kept in the Event of that result.
+    """
+    if not message or len(message) <= limit:
+        return message
+    head, separator, rest = message.partition(": ")
+    problems = rest.split("; ") if separator else [message]
+    if not separator:
+        head = ""
+    prefix = head + ": " if head else ""
+    text = None
+    for count in range(min(shown, len(problems)), 0, -1):  # as many problems as fit, at least one
+        text = prefix + "; ".join(shorten(problem, MAX_HEADLINE) for problem in problems[:count])
+        if len(problems) > count:
+            text += "; and %d more (see Events)" % (len(problems) - count)
+        if len(text) <= limit:
+            return text
+    return shorten(text, limit)
+
+
+def headline(message):
+    """The head of a message (before its first ': '), as conditions quote it."""
+    if not message:
+        return message
+    head = message.partition(": ")[0]
+    return shorten(head if len(head) >= 10 else message, MAX_HEADLINE)
+
+
+def _names(names):
+    """Cluster names, at most SHOWN_CLUSTERS of them, then 'and N more'."""
+    shown = ", ".join(names[:SHOWN_CLUSTERS])
+    return shown + (" and %d more" % (len(names) - SHOWN_CLUSTERS) if len(names) > SHOWN_CLUSTERS else "")
+
+
+def _grouped(pairs):
+    """[(cluster, detail)] as 'a, b (detail1), c (detail2)': clusters with the same detail named together."""
+    groups, order = {}, []
+    for name, detail in pairs:
+        if detail not in groups:
+            groups[detail] = []
+            order.append(detail)
+        groups[detail].append(name)
+    return ", ".join("%s (%s)" % (_names(groups[d]), d) if d else _names(groups[d]) for d in order)
 
 
 def normalize_results(results, revision=None):
@@ -141,16 +218,17 @@ def merge_clusters(previous_entries, results, now, track_revision=True):
             if writes(result["counts"]) or new_revision or not applied_time:
                 applied_time = now
             entries[name] = _entry(name, status=APPLIED, revision=revision, lastAppliedTime=applied_time,
-                                   counts=result["counts"], message=result["message"], healthy=result["healthy"])
+                                   counts=result["counts"], message=summarize(result["message"]),
+                                   healthy=result["healthy"])
         elif state in (FAILED, UNREACHABLE):
             previous = previous or {}
             entries[name] = _entry(name, status=state, revision=previous.get("revision"),
                                    lastAppliedTime=previous.get("lastAppliedTime"), counts=result["counts"],
-                                   message=result["message"])
+                                   message=summarize(result["message"]))
         else:  # Suspended
             entry = copy.deepcopy(previous) if previous else {"name": name}
             entry["status"] = SUSPENDED
-            entry["message"] = result["message"] or "sync suspended: objects are left as they are"
+            entry["message"] = summarize(result["message"]) or "sync suspended: objects are left as they are"
             entries[name] = entry
     return [entries[name] for name in sorted(entries)]
 
@@ -176,53 +254,67 @@ def find_condition(conditions, ctype):
 
 
 def propagation_problems(entries, placed, target_revision=None):
-    """What keeps an object from being propagated, as (label, [descriptions]) pairs in a stable order."""
+    """What keeps an object from being propagated, as (label, text) pairs in a stable order.
+
+    Clusters are named with the head of their message only (the entry holds the summary, the Event
+    the whole message), clusters with the same head together.
+    """
     by_name = dict((e["name"], e) for e in entries)
     failed, unreachable, missing, behind = [], [], [], []
     for name in placed:
         entry = by_name.get(name)
         if entry is None:
-            missing.append(name)
+            missing.append((name, None))
         elif entry.get("status") == FAILED:
-            failed.append("%s (%s)" % (name, entry["message"]) if entry.get("message") else name)
+            failed.append((name, headline(entry.get("message"))))
         elif entry.get("status") == UNREACHABLE:
-            unreachable.append("%s (%s)" % (name, entry["message"]) if entry.get("message") else name)
+            unreachable.append((name, headline(entry.get("message"))))
         elif target_revision and entry.get("revision") != target_revision:
-            behind.append("%s (%s)" % (name, entry.get("revision") or "nothing applied"))
-    stale = [e["name"] for e in entries if e["name"] not in placed]
+            behind.append((name, entry.get("revision") or "nothing applied"))
+    stale = [(e["name"], None) for e in entries if e["name"] not in placed]
     problems = [("failed on", failed), ("unreachable", unreachable), ("not synced yet", missing),
                 ("behind", behind), ("still applied to clusters outside the placement", stale)]
-    return [(label, names) for label, names in problems if names]
+    return [(label, _grouped(pairs)) for label, pairs in problems if pairs]
 
 
 def build_conditions(previous_conditions, entries, placed, now, generation=None, revision=None, suspended=False,
                      subject="revision"):
     """The Propagation and Ready conditions for merged entries."""
     problems = propagation_problems(entries, placed, revision)
+    described = "; ".join("%s: %s" % (label, text) for label, text in problems)
+    if suspended:
+        held = [e["name"] for e in entries if e["name"] in placed and e.get("revision")]
+        message = "sync suspended: objects are left as they are"
+        if held:
+            message += " (%s on %s)" % (revision or "last applied revision", _names(held))
+        message += "; resume to sync again"
+        if described:
+            message += "; " + described
+        message = shorten(message, MAX_CONDITION_MESSAGE)
+        return [set_condition(previous_conditions, ctype, "False", SUSPENDED, message, now, generation)
+                for ctype in (PROPAGATION, READY)]
     if problems:
         hard = any(label in ("failed on", "unreachable") for label, unused in problems)
-        reason = "Suspended" if suspended else ("PropagationFailed" if hard else "Progressing")
-        message = "; ".join("%s: %s" % (label, ", ".join(names)) for label, names in problems)
-        if suspended:
-            message = "sync suspended; " + message
-        propagation = set_condition(previous_conditions, PROPAGATION, "False", reason, message, now, generation)
-        ready = set_condition(previous_conditions, READY, "False", reason, message, now, generation)
-        return [propagation, ready]
+        reason = PROPAGATION_FAILED if hard else PROGRESSING
+        message = shorten(described, MAX_CONDITION_MESSAGE)
+        return [set_condition(previous_conditions, ctype, "False", reason, message, now, generation)
+                for ctype in (PROPAGATION, READY)]
     what = "%s %s" % (subject, revision) if revision else subject
     if placed:
-        message = "%s applied to %d cluster%s: %s" % (what, len(placed), "" if len(placed) == 1 else "s", ", ".join(placed))
+        message = shorten("%s applied to %d cluster%s: %s" % (what, len(placed), "" if len(placed) == 1 else "s",
+                                                               _names(list(placed))), MAX_CONDITION_MESSAGE)
     else:
         message = "placed on no cluster"
-    propagation = set_condition(previous_conditions, PROPAGATION, "True", "Propagated", message, now, generation)
+    propagation = set_condition(previous_conditions, PROPAGATION, "True", PROPAGATED, message, now, generation)
     by_name = dict((e["name"], e) for e in entries)
-    unhealthy = [name for name in placed if by_name.get(name, {}).get("healthy") is False]
+    unhealthy = [(name, headline(by_name[name].get("message"))) for name in placed
+                 if by_name.get(name, {}).get("healthy") is False]
     if unhealthy:
-        details = ", ".join("%s (%s)" % (n, by_name[n]["message"]) if by_name[n].get("message") else n
-                            for n in unhealthy)
-        ready = set_condition(previous_conditions, READY, "False", "HealthCheckFailed",
-                              "not healthy on: %s" % details, now, generation)
+        ready = set_condition(previous_conditions, READY, "False", HEALTH_CHECK_FAILED,
+                              shorten("not healthy on: %s" % _grouped(unhealthy), MAX_CONDITION_MESSAGE), now,
+                              generation)
     else:
-        ready = set_condition(previous_conditions, READY, "True", "Succeeded", message, now, generation)
+        ready = set_condition(previous_conditions, READY, "True", SUCCEEDED, message, now, generation)
     return [propagation, ready]
 
 

@@ -31,7 +31,8 @@ def test_other_messages():
         "Cluster attached-3 unreachable; revision main@sha1:abc1234 not applied: timeout")
     assert event_message("Applied", "attached-1", {"created": 1}, None, None, "FederatedSecret", "git") == (
         "Applied Secret git to cluster attached-1: created 1")
-    assert len(event_message("Failed", "c", {}, REV, "x" * 5000)) == 1024
+    assert len(event_message("Failed", "c", {}, REV, "x" * 5000)) < 5200  # the whole message: the status has a summary
+    assert len(event_message("Failed", "c", {}, REV, "x" * 50000)) == 8192
 
 
 def results(items, revision=REV):
@@ -102,3 +103,19 @@ def test_event_name_is_stable_per_message():
     assert event_name(INVOLVED, "Failed", "m") != event_name(INVOLVED, "Failed", "n")
     other = dict(INVOLVED, metadata=dict(INVOLVED["metadata"], uid="5678"))
     assert event_name(INVOLVED, "Failed", "m") != event_name(other, "Failed", "m")
+
+
+def test_the_same_failure_on_several_clusters_is_one_event_with_the_whole_message():
+    long_message = "the API server refused 25 objects, nothing was applied: " + "; ".join(
+        "ConfigMap/ns/cm-%02d: bad" % i for i in range(25))
+    reordered = "the API server refused 25 objects, nothing was applied: " + "; ".join(
+        "ConfigMap/ns/cm-%02d: bad" % i for i in reversed(range(25)))
+    events = events_for_results(results([
+        {"cluster": "a-1", "status": "Failed", "counts": {"failed": 25}, "message": long_message},
+        {"cluster": "a-2", "status": "Failed", "counts": {"failed": 25}, "message": reordered},
+        {"cluster": "a-3", "status": "Failed", "message": "connection refused"},
+    ]), [])
+    assert events == [
+        ("Warning", "Failed", "Failed to apply revision %s to clusters a-1, a-2 (failed 25): %s" % (REV, long_message)),
+        ("Warning", "Failed", "Failed to apply revision %s to cluster a-3: connection refused" % REV),
+    ]

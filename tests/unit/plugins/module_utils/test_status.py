@@ -1,5 +1,8 @@
 """Unit tests of status: merging per-cluster results, condition transitions, and change detection."""
 
+import os
+import re
+
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
@@ -114,12 +117,16 @@ def test_deleted_result_removes_the_entry():
     assert condition(status, "Propagation")["status"] == "True"
 
 
-def test_suspended_keeps_what_was_applied_and_does_not_flip_propagation():
+def test_suspended_keeps_what_was_applied_and_says_suspended_in_both_conditions():
     previous = sync({}, [("a-1", "Applied", {"created": 1})], ["a-1"], T0)
     status = sync(previous, [("a-1", "Suspended", None)], ["a-1"], T1, suspended=True)
     entry = status["clusters"][0]
     assert entry["status"] == "Suspended" and entry["revision"] == REV1 and entry["lastAppliedTime"] == T0
-    assert condition(status, "Propagation")["status"] == "True"
+    for ctype in ("Propagation", "Ready"):
+        assert (condition(status, ctype)["status"], condition(status, ctype)["reason"]) == ("False", "Suspended")
+        assert condition(status, ctype)["message"] == (
+            "sync suspended: objects are left as they are (%s on a-1); resume to sync again" % REV1)
+        assert condition(status, ctype)["lastTransitionTime"] == T1
     assert status_changed(previous, status)
     again = sync(status, [("a-1", "Suspended", None)], ["a-1"], T2, suspended=True)
     assert not status_changed(status, again)
@@ -128,7 +135,8 @@ def test_suspended_keeps_what_was_applied_and_does_not_flip_propagation():
 def test_suspended_with_new_cluster_explains_itself():
     status = build_status({}, [], ["a-1"], T0, 1, REV1, suspended=True)
     assert condition(status, "Propagation")["reason"] == "Suspended"
-    assert condition(status, "Propagation")["message"].startswith("sync suspended; not synced yet: a-1")
+    assert condition(status, "Propagation")["message"] == (
+        "sync suspended: objects are left as they are; resume to sync again; not synced yet: a-1")
 
 
 def test_unhealthy_cluster_keeps_propagation_but_not_ready():
@@ -195,3 +203,51 @@ def test_source_status_tracks_the_artifact():
 def test_counts_phrase():
     assert counts_phrase({"created": 2, "configured": 1, "unchanged": 5}) == "created 2, configured 1, unchanged 5"
     assert counts_phrase({"unchanged": 0}) == "no objects"
+
+
+def test_a_resumed_source_synced_again_is_propagated_and_ready():
+    applied = sync({}, [("a-1", "Applied", {"created": 1})], ["a-1"], T0)
+    suspended = sync(applied, [("a-1", "Suspended", None)], ["a-1"], T1, suspended=True)
+    resumed = sync(suspended, [("a-1", "Applied", {"unchanged": 1})], ["a-1"], T2)
+    assert resumed["clusters"][0]["status"] == "Applied" and resumed["clusters"][0]["lastAppliedTime"] == T0
+    for ctype, reason in (("Propagation", "Propagated"), ("Ready", "Succeeded")):
+        assert (condition(resumed, ctype)["status"], condition(resumed, ctype)["reason"]) == ("True", reason)
+
+
+REFUSED = ("the API server refused 25 objects, nothing was applied: " +
+           "; ".join("ConfigMap/team-a/settings-%02d: data[bad key %02d]: Invalid value: a valid config key must "
+                     "consist of alphanumeric characters, '-', '_' or '.'" % (i, i) for i in range(25)))
+
+
+def test_a_long_refusal_is_summarised_in_entries_and_only_named_in_conditions():
+    given = normalize_results([{"cluster": c, "status": "Failed", "counts": {"failed": 25}, "message": REFUSED}
+                               for c in ("a-1", "a-2")], REV1)
+    status = build_status({}, given, ["a-1", "a-2"], T0, 1, REV1)
+    for entry in status["clusters"]:
+        assert len(entry["message"]) <= 300
+        assert entry["message"].startswith("the API server refused 25 objects, nothing was applied: "
+                                           "ConfigMap/team-a/settings-00: ")
+        assert re.search(r"; and 2[0-4] more \(see Events\)$", entry["message"]), entry["message"]
+    for ctype in ("Propagation", "Ready"):
+        assert condition(status, ctype)["reason"] == "PropagationFailed"
+        assert condition(status, ctype)["message"] == (
+            "failed on: a-1, a-2 (the API server refused 25 objects, nothing was applied)")
+    assert len(repr(status)) < 2000
+
+
+def test_many_clusters_are_named_up_to_a_few():
+    names = ["c-%02d" % i for i in range(40)]
+    status = build_status({}, [], names, T0, 1, REV1)
+    message = condition(status, "Propagation")["message"]
+    assert message == "not synced yet: c-00, c-01, c-02, c-03, c-04 and 35 more"
+
+
+def test_every_reason_the_code_sets_is_documented():
+    from ansible_collections.gitops.federation.plugins.module_utils import status
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    with open(os.path.join(root, "docs", "resources.md")) as handle:
+        docs = handle.read()
+    section = docs[docs.index("## Status"):docs.index("## Events")]
+    reasons = [status.PROPAGATED, status.PROPAGATION_FAILED, status.PROGRESSING, status.SUCCEEDED,
+               status.HEALTH_CHECK_FAILED, status.SUSPENDED, "SourceFailed", "FetchFailed"]
+    assert [reason for reason in reasons if "`%s`" % reason not in section] == []
