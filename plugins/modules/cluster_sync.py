@@ -151,6 +151,72 @@ options:
         no object, or a path that does not exist, fails the sync before anything is written.
     type: list
     elements: dict
+  lease:
+    description:
+      - Keep the sync Lease of a GitOps source (see M(gitops.federation.sync_lease)) held while this task works.
+        It must still be held by O(lease.holder) when the task starts (else nothing is done), and a background
+        thread renews it every O(lease.duration)/3 seconds on the management cluster (O(management)) until
+        the task ends, so long health waits never let it expire.
+      - If another run takes it meanwhile the task fails after its work, naming the new holder (the change
+        set is returned); it never carries on silently. Not used in check mode.
+    type: dict
+    suboptions:
+      namespace:
+        description: The project namespace holding the Lease on the management cluster.
+        type: str
+        required: true
+      source:
+        description: The GitOps source the Lease guards (Lease C(gitops-sync-<source>)).
+        type: str
+        required: true
+      holder:
+        description: This run's identity, as given to M(gitops.federation.sync_lease).
+        type: str
+        required: true
+      duration:
+        description: Seconds after the last renewal at which the Lease expires, as given to M(gitops.federation.sync_lease).
+        type: int
+        default: 900
+  management:
+    description:
+      - Connection to the management cluster for O(lease), with the keys of the module's own connection options
+        (which are for the cluster being synced). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies
+        here. Required with O(lease).
+    type: dict
+    suboptions:
+      kubeconfig:
+        description:
+          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
+        type: raw
+      context:
+        description: The kubeconfig context to use.
+        type: str
+      host:
+        description: URL of the API server.
+        type: str
+      api_key:
+        description: Bearer token.
+        type: str
+      client_cert:
+        description: Path to a client certificate.
+        type: path
+      client_key:
+        description: Path to the key of O(management.client_cert).
+        type: path
+      ca_cert:
+        description: Path to a CA certificate to verify the API server.
+        type: path
+      validate_certs:
+        description: Whether to verify the API server's TLS certificate.
+        type: bool
+      proxy:
+        description: HTTP proxy URL.
+        type: str
+      request_timeout:
+        description: Seconds to wait for any single API request.
+        type: float
+        default: 30
 notes:
   - Requests scale with the number of kinds, not objects, when nothing changed; the result's RV(api_requests)
     shows them by verb.
