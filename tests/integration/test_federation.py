@@ -349,7 +349,7 @@ def test_recorded_sync_shows_seed_shaped_status_printer_columns_and_events(crds_
 
     table = kubectl(management, "get", "federatedkustomization", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "SUSPENDED", "REVISION", "AGE"]
-    assert table[1].split()[:3] == ["podinfo", "True", REVISION]
+    assert table[1].split()[:4] == ["podinfo", "True", "false", REVISION]
     wide = kubectl(management, "get", "fks", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert "PROPAGATION" in wide[0] and "MESSAGE" in wide[0]
 
