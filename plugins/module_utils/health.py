@@ -205,8 +205,9 @@ def _statefulset(obj):
     result = _replica_counts(obj, [("replicas", wanted), ("readyReplicas", wanted)]) or _extra_pods(obj, wanted)
     if result:
         return result
-    partition = _int(strategy.get("rollingUpdate"), "partition", None)
-    if partition is not None:
+    # The apiserver defaults the partition to 0, which partitions nothing: then the revisions must match too.
+    partition = _int(strategy.get("rollingUpdate"), "partition", 0)
+    if partition > 0:
         result = _replica_counts(obj, [("updatedReplicas", wanted - partition)])
         return result or (CURRENT, "partitioned rollout complete: %d updated" % _int(status, "updatedReplicas"))
     result = _replica_counts(obj, [("currentReplicas", wanted)])

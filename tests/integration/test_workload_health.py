@@ -54,8 +54,9 @@ def job(name, fail=None):
 
 
 def bare_pod(name, fail=None):
-    return dict({"apiVersion": "v1", "kind": "Pod"}, **pod_template(name, "tool:1", fail),
-                metadata=dict(pod_template(name, "tool:1", fail)["metadata"], name=name))
+    template = pod_template(name, "tool:1", fail)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": dict(template["metadata"], name=name),
+            "spec": template["spec"]}
 
 
 @pytest.fixture
@@ -73,9 +74,10 @@ def admin(admin_clients, cluster):
 @pytest.fixture
 def sync(cluster, namespace):
     """Run cluster_sync with wait: true on cluster-2; returns (result, seconds it took)."""
-    def run(manifests, wait_timeout, expect_failure=False):
+    def run(manifests, wait_timeout, expect_failure=False, **args):
         params = dict(kubeconfig=cluster.kubeconfig, owner=f"gitops/{namespace}/app", namespace=namespace,
                       manifests=manifests, wait=True, wait_timeout=wait_timeout)
+        params.update(args)
         started = time.monotonic()
         result, run_ = run_module(MODULE, params)
         elapsed = time.monotonic() - started
@@ -123,7 +125,7 @@ def test_crash_looping_revision_fails_at_the_progress_deadline_not_the_timeout(s
     sync([deployment("web", deadline=10)], wait_timeout=120)
     result, elapsed = sync([deployment("web", image="web:2", fail="crash", deadline=10)], wait_timeout=120,
                            expect_failure=True)
-    assert "timed out" not in result["msg"]
+    assert result["msg"].startswith("health check failed: "), "failed on the object's status, not on wait_timeout"
     assert f"Deployment.apps/{namespace}/web: progress deadline exceeded" in result["msg"]
     assert "has timed out progressing" in result["msg"]
     assert health(result)[f"Deployment.apps/{namespace}/web"][0] == "Failed"
@@ -172,57 +174,61 @@ def widget(size):
     return {"apiVersion": f"{CRD_GROUP}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": size}}
 
 
-class WidgetController(threading.Thread):
-    """Plays the Widget controller: reports Ready=False, then (after a while) Ready=True or Stalled=True."""
-
-    def __init__(self, admin, namespace, generation, verdict):
-        super().__init__(daemon=True)
-        self.api = k8s_client.CustomObjectsApi(admin.client)
-        self.namespace, self.generation, self.verdict = namespace, generation, verdict
-        self.error = None
-
-    def _status(self, *conditions):
-        self.api.patch_namespaced_custom_object_status(CRD_GROUP, "v1", self.namespace, "widgets", "w", {"status": {
-            "observedGeneration": self.generation,
+def widget_status(admin, namespace, generation, *conditions):
+    """Write the Widget's status as its controller would."""
+    k8s_client.CustomObjectsApi(admin.client).patch_namespaced_custom_object_status(
+        CRD_GROUP, "v1", namespace, "widgets", "w", {"status": {
+            "observedGeneration": generation,
             "conditions": [dict(type=t, status=s, reason=r, message=m, lastTransitionTime="2026-01-01T00:00:00Z")
                            for t, s, r, m in conditions]}})
 
+
+class WidgetController(threading.Thread):
+    """Plays the Widget controller for one generation: once it appears, Ready=False, then 3s later Stalled=True."""
+
+    def __init__(self, admin, namespace, generation):
+        super().__init__(daemon=True)
+        self.admin, self.namespace, self.generation = admin, namespace, generation
+        self.error = None
+
     def run(self):
+        api = k8s_client.CustomObjectsApi(self.admin.client)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                try:
-                    live = self.api.get_namespaced_custom_object(CRD_GROUP, "v1", self.namespace, "widgets", "w")
-                    if live["metadata"]["generation"] >= self.generation:
-                        break
-                except k8s_client.ApiException as err:
-                    if err.status != 404:
-                        raise
+                live = api.get_namespaced_custom_object(CRD_GROUP, "v1", self.namespace, "widgets", "w")
+                if live["metadata"]["generation"] >= self.generation:
+                    break
                 time.sleep(0.2)
-            self._status(("Ready", "False", "Provisioning", "creating the widget"))
+            widget_status(self.admin, self.namespace, self.generation,
+                          ("Ready", "False", "Provisioning", "resizing the widget"))
             time.sleep(3)
-            if self.verdict == "ready":
-                self._status(("Ready", "True", "Provisioned", "widget is serving"))
-            else:
-                self._status(("Ready", "False", "InvalidSpec", "size must be at most 10"),
-                             ("Stalled", "True", "InvalidSpec", "size must be at most 10"))
+            widget_status(self.admin, self.namespace, self.generation,
+                          ("Ready", "False", "InvalidSpec", "size must be at most 10"),
+                          ("Stalled", "True", "InvalidSpec", "size must be at most 10"))
         except Exception as err:  # noqa: BLE001 (reported by the test)
             self.error = err
 
 
 def test_custom_resource_follows_its_ready_and_stalled_conditions(sync, admin, namespace):
-    controller = WidgetController(admin, namespace, generation=1, verdict="ready")
-    controller.start()
-    result, elapsed = sync([widget_crd(), widget(3)], wait_timeout=60)
-    controller.join(10)
-    assert controller.error is None
-    assert health(result)[f"Widget.{CRD_GROUP}/{namespace}/w"] == ("Current", "widget is serving")
-    assert elapsed >= 3, "the wait saw Ready=False first and waited for Ready=True"
+    bundle = [widget_crd(), widget(3)]
+    sync(bundle, wait=False, wait_timeout=60, allow_cluster_scoped=True)
+    widget_status(admin, namespace, 1, ("Ready", "False", "Provisioning", "creating the widget"))
+    result, _ = sync(bundle, wait_timeout=5, expect_failure=True, allow_cluster_scoped=True)
+    assert "timed out after 5s waiting for 1 object to become ready: " \
+        f"Widget.{CRD_GROUP}/{namespace}/w: Ready is False (Provisioning): creating the widget" in result["msg"]
 
-    controller = WidgetController(admin, namespace, generation=2, verdict="stalled")
+    widget_status(admin, namespace, 1, ("Ready", "True", "Provisioned", "widget is serving"))
+    result, _ = sync(bundle, wait_timeout=60, allow_cluster_scoped=True)
+    assert health(result)[f"Widget.{CRD_GROUP}/{namespace}/w"] == ("Current", "widget is serving")
+
+    # A new revision (generation 2): InProgress until observed, then the controller reports Stalled.
+    controller = WidgetController(admin, namespace, generation=2)
     controller.start()
-    result, elapsed = sync([widget_crd(), widget(30)], wait_timeout=60, expect_failure=True)
+    result, elapsed = sync([widget_crd(), widget(30)], wait_timeout=60, expect_failure=True,
+                           allow_cluster_scoped=True)
     controller.join(10)
     assert controller.error is None
+    assert result["msg"].startswith("health check failed: ")
     assert f"Widget.{CRD_GROUP}/{namespace}/w: Stalled: InvalidSpec: size must be at most 10" in result["msg"]
     assert elapsed < 45, elapsed

@@ -164,6 +164,10 @@ def test_statefulset():
     rolled = dict(done, currentRevision="r1", currentReplicas=2, updatedReplicas=1)
     assert assess(statefulset(partitioned, **rolled))[0] == CURRENT
     assert assess(statefulset(partitioned, **dict(rolled, updatedReplicas=0)))[0] == IN_PROGRESS
+    # Partition 0 (the apiserver's default) partitions nothing: the revisions must match.
+    unpartitioned = {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert assess(statefulset(unpartitioned, **done)) == (CURRENT, "3/3 replicas ready")
+    assert assess(statefulset(unpartitioned, **dict(done, currentRevision="r1")))[0] == IN_PROGRESS
 
 
 def daemonset(**status):
