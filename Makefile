@@ -10,6 +10,7 @@ COLLECTIONS := $(BUILD)/collections
 LINK        := $(COLLECTIONS)/ansible_collections/gitops/federation
 LOCALENV    ?= $(BUILD)/localenv
 N           ?= 3
+WORKLOADS   ?= 0
 PYTEST_ARGS ?=
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS)):$(abspath $(VENV))/lib/python3.11/site-packages
 export GITOPS_FEDERATION_LOCALENV := $(abspath $(LOCALENV))
@@ -24,6 +25,7 @@ help:
 	@echo "make molecule      molecule test -s default: real clusters, sources + sync, idempotence, verify"
 	@echo "make ee-context    ansible-builder create: the execution environment build context in .build/ee/context"
 	@echo "make clusters-up N=3 / make clusters-down    real local control planes"
+	@echo "make clusters-up WORKLOADS=1   ... also controller-manager, scheduler and kwok: Pods run"
 
 ## -- installation ------------------------------------------------------------------------------
 
@@ -84,7 +86,7 @@ ee-context: venv binaries
 ## -- local environments ------------------------------------------------------------------------
 
 clusters-up: deps
-	@$(PYTHON) -m tools.localenv clusters-up --count $(N)
+	@$(PYTHON) -m tools.localenv clusters-up --count $(N) $(if $(filter 1 yes true,$(WORKLOADS)),--workloads)
 
 clusters-down: venv
 	@$(PYTHON) -m tools.localenv clusters-down

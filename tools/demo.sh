@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make demo: 1 management + 2 attached local clusters (real kube-apiservers) and a git server holding
-# examples/demo-app; declare the demo project, sync it, and show what a user sees.
+# make demo: 1 management + 2 attached local clusters (real kube-apiservers; the attached ones also run
+# kube-controller-manager, kube-scheduler and kwok, so the demo's Deployment really rolls out on a fake
+# Node) and a git server holding examples/demo-app; declare the demo project, sync it (waiting until the
+# workloads are healthy), and show what a user sees.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -21,7 +23,7 @@ $py -m tools.localenv --dir "$state" demo-up
 step "ansible-playbook gitops.federation.sources: CRDs, the federated secret and the GitOps source"
 ansible-playbook playbooks/sources.yml -i "$inventory"
 
-step "ansible-playbook gitops.federation.sync: render once, apply to every attached cluster, record status"
+step "ansible-playbook gitops.federation.sync: render once, apply to every attached cluster, wait until healthy, record status"
 ansible-playbook playbooks/sync.yml -i "$inventory"
 
 step "A second sync changes nothing"
@@ -37,10 +39,12 @@ $mgmt get federatedkustomization -n demo demo-app -o yaml | sed -n '/^status:/,$
 step "The audit trail: kubectl get events -n demo"
 $mgmt get events -n demo --sort-by=.lastTimestamp
 
-step "On the attached clusters"
+step "On the attached clusters: the Deployment is Available, its Pod Running on a kwok Node"
 for cluster in attached-1 attached-2; do
   echo "-- $cluster"
-  $kubectl --kubeconfig "$state/clusters/$cluster/kubeconfig" get deployments,services,configmaps,secrets -n demo
+  $kubectl --kubeconfig "$state/clusters/$cluster/kubeconfig" get nodes
+  $kubectl --kubeconfig "$state/clusters/$cluster/kubeconfig" get deployments -n demo -o wide
+  $kubectl --kubeconfig "$state/clusters/$cluster/kubeconfig" get pods,services,configmaps,secrets -n demo
 done
 
 cat <<HELP

@@ -109,8 +109,11 @@ options:
     default: false
   wait:
     description:
-      - Wait until every object is ready (kstatus rules; Deployments, StatefulSets, DaemonSets, Jobs, CRDs and
-        any object with a C(Ready) condition), or O(wait_timeout) passes.
+      - Wait until every object is ready (kstatus rules; Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+        Pods, PersistentVolumeClaims, Services, CRDs, and any object with C(Ready), C(Reconciling) or C(Stalled)
+        conditions), or O(wait_timeout) passes.
+      - Fails early, naming the object and the reason, when an object reports failure (a Deployment past its
+        C(progressDeadlineSeconds), a failed Job, a crash-looping Pod, a C(Stalled) condition).
     type: bool
     default: false
   wait_timeout:

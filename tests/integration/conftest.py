@@ -15,6 +15,10 @@ from tools.localenv.gitserver import GitServers
 from kube import dynamic_client, ensure_namespace, unique_name  # noqa: I100 (tests/integration is on sys.path)
 
 CLUSTER_NAMES = ("cluster-1", "cluster-2", "cluster-3")
+# cluster-2 and cluster-3 (the attached clusters of the federation tests) also run kube-controller-manager,
+# kube-scheduler and kwok, so their workloads roll out; cluster-1 stays a bare apiserver, where tests
+# write object status by hand.
+WORKLOAD_CLUSTERS = ("cluster-2", "cluster-3")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,7 +30,7 @@ def binaries_on_path():
 @pytest.fixture(scope="session")
 def local_clusters(tmp_path_factory):
     env = LocalClusters(str(tmp_path_factory.mktemp("clusters")))
-    env.start(CLUSTER_NAMES)
+    env.start(CLUSTER_NAMES, workloads=WORKLOAD_CLUSTERS)
     yield env
     env.stop()
 

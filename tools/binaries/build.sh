@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make the test binaries available: kube-apiserver, kubectl, etcd and kustomize.
+# Make the test binaries available: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# etcd, kustomize and kwok.
 #
 # Lookup order per binary: $KUBEBUILDER_ASSETS/<name> if set and present; else the cache
 # ($GITOPS_FEDERATION_CACHE, default ~/.cache/gitops-federation) keyed by the pinned versions;
@@ -10,7 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 cache=${GITOPS_FEDERATION_CACHE:-$HOME/.cache/gitops-federation}
-bindir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kustomize-$KUSTOMIZE_VERSION"
+bindir="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kustomize-$KUSTOMIZE_VERSION-kwok-$KWOK_VERSION"
 mkdir -p "$bindir"
 
 kube_minor=${KUBERNETES_VERSION#v1.}; kube_minor=${kube_minor%%.*}
@@ -43,5 +44,8 @@ resolve() { # resolve <name> <module dir> <package> [ldflags]
 command -v go >/dev/null || { echo "error: go is required to build the test binaries (or set KUBEBUILDER_ASSETS)" >&2; exit 1; }
 resolve etcd etcd go.etcd.io/etcd/server/v3
 resolve kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+resolve kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+resolve kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 resolve kubectl kubernetes k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 resolve kustomize kustomize sigs.k8s.io/kustomize/kustomize/v5 "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION"
+resolve kwok kwok sigs.k8s.io/kwok/cmd/kwok

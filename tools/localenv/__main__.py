@@ -21,12 +21,23 @@ def _cluster_names(args):
     return [f"cluster-{i}" for i in range(1, args.count + 1)]
 
 
+def _print_memory(env):
+    """Resident memory per cluster and process (etcd is shared by all clusters)."""
+    for name, processes in env.memory_report().items():
+        detail = ", ".join(f"{process} {rss / 2**20:.0f}" for process, rss in processes.items())
+        print(f"  {name:<14} {sum(processes.values()) / 2**20:4.0f} MiB ({detail})")
+
+
 def clusters_up(args):
     started = time.monotonic()
     env = LocalClusters(os.path.join(args.dir, "clusters"))
-    clusters = env.start(_cluster_names(args))
+    names = _cluster_names(args)
+    workloads = names if args.workloads else ()
+    clusters = env.start(names, workloads=workloads)
+    what = "etcd + apiservers" + (" + controller-manager, scheduler, kwok" if args.workloads else "")
     print(f"started {len(clusters)} clusters in {time.monotonic() - started:.1f}s "
-          f"(etcd + apiservers: {env.memory_bytes() / 2**20:.0f} MiB resident)")
+          f"({what}: {env.memory_bytes() / 2**20:.0f} MiB resident)")
+    _print_memory(env)
     print(f"kubeconfigs in {env.workdir}:")
     for cluster in clusters:
         print(f"  {cluster.name:<14} {cluster.server:<26} {cluster.kubeconfig}")
@@ -57,11 +68,13 @@ def demo_up(args):
     from .inventory import EXAMPLE_APP, demo_project, write_inventory
 
     env = LocalClusters(os.path.join(args.dir, "clusters"))
-    env.start(["mgmt", "attached-1", "attached-2"])
+    # The attached clusters run workloads (Deployments become Available); the management cluster only stores CRs.
+    env.start(["mgmt", "attached-1", "attached-2"], workloads=["attached-1", "attached-2"] if args.workloads else ())
     servers = GitServers(os.path.join(args.dir, "git")).start()
     servers.create_repo("demo-app", source_dir=EXAMPLE_APP)
-    path = write_inventory(os.path.join(args.dir, "inventory.yml"), env.clusters, [demo_project(servers)], management="mgmt")
-    print(f"clusters: {', '.join(c.name for c in env.clusters)} (kubeconfigs in {env.workdir})")
+    path = write_inventory(os.path.join(args.dir, "inventory.yml"), env.clusters, [demo_project(servers, wait=args.workloads)], management="mgmt")
+    print(f"clusters: {', '.join(c.name for c in env.clusters)} (kubeconfigs in {env.workdir}); resident memory:")
+    _print_memory(env)
     print(f"git: {servers.http_url('demo-app')} holds examples/demo-app")
     print(f"inventory: {path}")
 
@@ -74,9 +87,11 @@ def demo_down(args):
 def status(args):
     env = LocalClusters.load(os.path.join(args.dir, "clusters"))
     for cluster in env.clusters:
-        print(f"{cluster.name:<14} {cluster.server:<26} {cluster.kubeconfig}")
+        workloads = f"workloads on {len(cluster.nodes)} kwok node(s)" if cluster.workloads else "no workloads"
+        print(f"{cluster.name:<14} {cluster.server:<26} {cluster.kubeconfig}  ({workloads})")
     if env.clusters:
         print(f"resident memory: {env.memory_bytes() / 2**20:.0f} MiB")
+        _print_memory(env)
 
 
 def main(argv=None):
@@ -86,13 +101,18 @@ def main(argv=None):
     up = commands.add_parser("clusters-up", help="start N real control planes (etcd + kube-apiserver)")
     up.add_argument("--count", type=int, default=3)
     up.add_argument("--names", help="comma-separated cluster names (overrides --count)")
+    up.add_argument("--workloads", action="store_true",
+                    help="also run kube-controller-manager, kube-scheduler and kwok (a fake Node) in every cluster, "
+                         "so Deployments roll out and Pods become Ready")
     up.set_defaults(func=clusters_up)
     commands.add_parser("clusters-down", help="stop the clusters").set_defaults(func=clusters_down)
     commands.add_parser("git-up", help="start the HTTP and SSH git servers").set_defaults(func=git_up)
     commands.add_parser("git-down", help="stop the git servers").set_defaults(func=git_down)
     commands.add_parser("status", help="list running clusters").set_defaults(func=status)
-    commands.add_parser("demo-up", help="clusters, git servers, example repository and inventory for the demo"
-                        ).set_defaults(func=demo_up)
+    demo = commands.add_parser("demo-up", help="clusters, git servers, example repository and inventory for the demo")
+    demo.add_argument("--no-workloads", dest="workloads", action="store_false",
+                      help="attached clusters without controller-manager, scheduler and kwok (Pods never run)")
+    demo.set_defaults(func=demo_up)
     commands.add_parser("demo-down", help="stop what demo-up started").set_defaults(func=demo_down)
     args = parser.parse_args(argv)
     try:

@@ -10,8 +10,11 @@ EXAMPLE_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
                            "examples", "demo-app")
 
 
-def demo_project(git, repo="demo-app", namespace="demo", source="demo-app", secret="demo-git"):
-    """gitops_projects entry: one federated secret (HTTPS credentials) and one source with a per-cluster overlay."""
+def demo_project(git, repo="demo-app", namespace="demo", source="demo-app", secret="demo-git", wait=False):
+    """gitops_projects entry: one federated secret (HTTPS credentials) and one source with a per-cluster overlay.
+
+    wait: the sync waits for the source's workloads to become healthy (for clusters that run workloads).
+    """
     return {
         "namespace": namespace,
         "secrets": [{"name": secret, "username": git.username, "password": git.password,
@@ -19,7 +22,7 @@ def demo_project(git, repo="demo-app", namespace="demo", source="demo-app", secr
         "sources": [{
             "name": source, "url": git.http_url(repo), "ref": {"branch": "main"}, "secret": secret,
             "path": "overlays/attached-1", "cluster_selector": {"matchLabels": {"env": "demo"}},
-            "substitute": {"CLUSTER_NAME": "an attached cluster"},
+            "substitute": {"CLUSTER_NAME": "an attached cluster"}, "wait": bool(wait),
             "overrides": [{"cluster_name": "attached-2", "cluster_overrides": [
                 {"op": "replace", "path": "/spec/path", "value": "overlays/attached-2"}]}],
         }],

@@ -64,9 +64,22 @@ class CertificateAuthority:
         )
         return cls(key, cert)
 
+    @classmethod
+    def load(cls, cert_path, key_path):
+        """The CA written by an earlier create() (cert_pem and key_pem in files)."""
+        with open(cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+        with open(key_path, "rb") as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
+        return cls(key, cert)
+
     @property
     def cert_pem(self):
         return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self):
+        return _pem_key(self.key)
 
     def issue(self, common_name, organization=None, hosts=(), server=False):
         """Return (cert_pem, key_pem) for a leaf certificate signed by this CA."""
