@@ -15,13 +15,12 @@ import hashlib
 import re
 from collections import namedtuple
 
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
 
 try:
     import yaml
 
     HAS_YAML = True
-    SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 except ImportError:  # reported by the modules with missing_required_lib
     HAS_YAML = False
@@ -89,28 +88,13 @@ def stamp_owner(obj, owner):
 
 
 def load_bundle(path):
-    """Objects from a rendered bundle file (multi-document YAML); empty documents are skipped."""
-    if not HAS_YAML:
-        raise FederationError("PyYAML is required to read %s" % path)
-    try:
-        with open(path, "rb") as handle:
-            documents = list(yaml.load_all(handle, Loader=SafeLoader))
-    except (IOError, OSError) as err:
-        raise FederationError("cannot read bundle %s: %s" % (path, err))
-    except yaml.YAMLError as err:
-        raise FederationError("bundle %s is not valid YAML: %s" % (path, err))
-    return [doc for doc in documents if doc is not None]
+    """Objects from a bundle file (multi-document YAML, parsed as kubectl parses it); empty documents are skipped."""
+    return manifest_yaml.load_file(path)
 
 
 def expand_lists(objects):
-    """Flatten `kind: *List` objects into their items (what kubectl apply does)."""
-    flat = []
-    for obj in objects:
-        if isinstance(obj, dict) and str(obj.get("kind", "")).endswith("List") and isinstance(obj.get("items"), list):
-            flat.extend(obj["items"])
-        else:
-            flat.append(obj)
-    return flat
+    """Flatten lists (`kind: List`, `*List`) into their items, as kubectl does."""
+    return manifest_yaml.expand_lists(objects)
 
 
 def dump_yaml(obj):

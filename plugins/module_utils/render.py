@@ -23,7 +23,6 @@ __metaclass__ = type
 import fnmatch
 import glob
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,38 +32,19 @@ import tempfile
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError as err:  # reported by the module with missing_required_lib
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = err
+from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
+    dump_all,
+    list_items,
+    load_all,
+    load_documents,
+    typed_scalar,
+)
 
 
 class PlainScalar(str):
     """An unquoted YAML scalar that holds '${': after substitution its text is typed again, as YAML would type
     it (``replicas: ${N}`` becomes a number), while quoted scalars stay strings, as with Flux."""
 
-
-if HAS_YAML:
-    # libyaml is an order of magnitude faster on bundles of thousands of objects; pure Python is the fallback.
-    Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-    def _construct_str(loader, node):
-        value = loader.construct_scalar(node)
-        return PlainScalar(value) if not node.style and "${" in value else value
-
-    class SubstitutionLoader(Loader):
-        """Loader that marks plain scalars holding a placeholder (used only when substitute is set)."""
-
-    SubstitutionLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
-    _RESOLVER = yaml.resolver.Resolver()
-else:  # pragma: no cover - the module fails before rendering
-    Loader = Dumper = SubstitutionLoader = _RESOLVER = None
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")
@@ -179,12 +159,9 @@ def _check_kustomize_references(root_real, directory, seen=None):
     path = kustomization_file(directory)
     if path is None:
         return
-    try:
-        with open(path, "rb") as handle:
-            document = yaml.load(handle, Loader=Loader)
-    except yaml.YAMLError as err:
-        raise FederationError(_yaml_error_message(os.path.relpath(path, root_real), err),
-                              file=os.path.relpath(path, root_real))
+    with open(path, "rb") as handle:
+        documents = load_documents(handle.read(), os.path.relpath(path, root_real))
+    document = documents[0].value if documents else None
     if not isinstance(document, dict):
         return
     for field in KUSTOMIZE_REFERENCE_FIELDS:
@@ -264,36 +241,11 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None):
 
 # -- reading manifests ---------------------------------------------------------------------------------------
 
-def _yaml_error_message(name, err):
-    mark = getattr(err, "problem_mark", None)
-    where = "%s line %d, column %d" % (name, mark.line + 1, mark.column + 1) if mark is not None else name
-    problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    return "invalid YAML in %s: %s%s" % (where, problem, " (%s)" % context if context else "")
-
-
-def load_yaml_documents(text, name, loader=Loader):
-    """Manifests of a multi-document YAML text; empty documents are skipped. Errors give file and line."""
-    manifests = []
-    try:
-        for index, document in enumerate(yaml.load_all(text, Loader=loader), start=1):
-            if document is not None:
-                manifests.append(Manifest(document, "%s document %d" % (name, index)))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise FederationError(_yaml_error_message(name, err), file=name,
-                              line=mark.line + 1 if mark is not None else None)
-    return manifests
-
-
-def _load_json(text, name):
-    try:
-        document = json.loads(text)
-    except ValueError as err:
-        line = getattr(err, "lineno", None)
-        where = "%s line %s, column %s" % (name, line, getattr(err, "colno", "?")) if line else name
-        raise FederationError("invalid JSON in %s: %s" % (where, getattr(err, "msg", err)), file=name, line=line)
-    return [Manifest(document, name)] if document is not None else []
+def load_yaml_documents(text, name, plain_scalar=None):
+    """Manifests of a manifest file, parsed as kubectl parses it (see manifest_yaml); empty documents are
+    skipped. Errors give file and line."""
+    return [Manifest(document.value, "%s document %d" % (name, document.index))
+            for document in load_documents(text, name, plain_scalar)]
 
 
 def manifest_files(root_real, directory):
@@ -322,7 +274,7 @@ def manifest_files(root_real, directory):
     return found
 
 
-def read_plain_directory(root_real, directory, loader=Loader):
+def read_plain_directory(root_real, directory, plain_scalar=None):
     manifests = []
     for path in manifest_files(root_real, directory):
         name = os.path.relpath(path, root_real)
@@ -333,10 +285,8 @@ def read_plain_directory(root_real, directory, loader=Loader):
             raise FederationError("%s is not UTF-8 text (byte %d)" % (name, err.start), file=name)
         except (IOError, OSError) as err:
             raise FederationError("cannot read %s: %s" % (name, err.strerror), file=name)
-        if name.lower().endswith(".json"):
-            manifests.extend(_load_json(text, name))
-        else:
-            manifests.extend(load_yaml_documents(text, name, loader))
+        # like kubectl, the content decides: JSON when it starts with '{', YAML otherwise
+        manifests.extend(load_yaml_documents(text, name, plain_scalar))
     return manifests
 
 
@@ -384,11 +334,11 @@ def substitute_text(text, variables, missing):
 
 
 def _typed(text):
-    """A substituted plain scalar typed as YAML types plain scalars (int, float, bool, null or str)."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
-    if tag == "tag:yaml.org,2002:str":
-        return text
-    return yaml.load(text, Loader=Loader)
+    """A substituted plain scalar typed as kubectl types plain scalars (int, float, bool, null or str)."""
+    try:
+        return typed_scalar(text)
+    except ValueError as err:  # .nan, .inf: JSON cannot carry them
+        raise FederationError("substitute: the value %r cannot be sent to the API server: %s" % (text, err))
 
 
 def _substitute_value(value, variables, missing):
@@ -447,15 +397,18 @@ def substitute_manifests(manifests, substitute):
 # -- validation ----------------------------------------------------------------------------------------------
 
 def expand_lists(manifests):
-    """Items of ``*List`` objects (``v1/List``, ``ConfigMapList``...) as objects of their own."""
+    """Items of lists (``v1/List``, ``ConfigMapList``...) as objects of their own, as kubectl expands them."""
     expanded = []
     for manifest in manifests:
-        obj = manifest.obj
-        if isinstance(obj, dict) and str(obj.get("kind", "")).endswith("List") and isinstance(obj.get("items"), list):
-            for index, item in enumerate(obj["items"], start=1):
-                expanded.append(Manifest(item, "%s item %d" % (manifest.origin, index)))
-        else:
+        try:
+            items = list_items(manifest.obj)
+        except ValueError as err:
+            raise FederationError("%s: %s" % (manifest.origin, err))
+        if items is None:
             expanded.append(manifest)
+        else:
+            for index, item in enumerate(items, start=1):
+                expanded.append(Manifest(item, "%s item %d" % (manifest.origin, index)))
     return expanded
 
 
@@ -552,16 +505,16 @@ def render_directory(root, path, substitute=None, kustomize_path=None, timeout=N
     root_real = os.path.realpath(root)
     remove_ignored(root_real, ignore)
     directory = resolve_path(root_real, path)
-    loader = SubstitutionLoader if substitute else Loader
+    plain_scalar = PlainScalar if substitute else None
     if kustomization_file(directory):
         # Overlays name ../base: follow every local reference, not just the subtree of path.
         _check_kustomize_references(root_real, directory)
         relative = os.path.relpath(directory, root_real)
         manifests = load_yaml_documents(kustomize_build(root_real, directory, kustomize_path, timeout),
-                                        "kustomize build %s output" % relative, loader)
+                                        "kustomize build %s output" % relative, plain_scalar)
         method = "kustomize"
     else:
-        manifests = read_plain_directory(root_real, directory, loader)
+        manifests = read_plain_directory(root_real, directory, plain_scalar)
         method = "plain"
     manifests = expand_lists(manifests)
     if substitute:
@@ -571,11 +524,8 @@ def render_directory(root, path, substitute=None, kustomize_path=None, timeout=N
 
 
 def dump_bundle(objects):
-    """One multi-document YAML text, each object starting with '---'."""
-    if not objects:
-        return ""
-    return yaml.dump_all(objects, Dumper=Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True,
-                         explicit_start=True)
+    """One multi-document YAML text, each object starting with '---' (strings kubectl would type are quoted)."""
+    return dump_all(objects)
 
 
 def digest(text):
@@ -590,8 +540,8 @@ def load_bundle(path):
     except (IOError, OSError):
         return None
     try:
-        return [d for d in yaml.load_all(text, Loader=Loader) if d is not None]
-    except yaml.YAMLError:
+        return load_all(text, path)
+    except FederationError:
         return None
 
 

@@ -59,7 +59,7 @@ options:
   src:
     description:
       - Path (on the controller) of a rendered bundle, one multi-document YAML file, as written by
-        M(gitops.federation.git_render).
+        M(gitops.federation.git_render). It is parsed exactly as C(kubectl apply -f) parses a file.
       - Mutually exclusive with O(manifests).
     type: path
   state:

@@ -19,6 +19,8 @@ description:
     C(kustomize build); any other directory is read recursively (C(.yaml), C(.yml) and C(.json) files,
     multi-document YAML, empty documents skipped, other files and hidden files and directories ignored, in
     path order).
+  - Manifests are parsed exactly as C(kubectl apply -f) parses them (go-yaml v2 typing, so C(22:22) and C(=)
+    stay strings and C(y)/C(n) are booleans); a key repeated in one mapping is an error naming the file and line.
   - Every object is validated (parseable, C(apiVersion), C(kind) and C(metadata.name) present; items of
     C(*List) objects become objects of their own) before the bundle is written to O(dest) as one
     multi-document YAML file, which the apply engine (M(gitops.federation.cluster_sync)) reads.
@@ -285,9 +287,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
+from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.gitops.federation.plugins.module_utils.render import (
-    HAS_YAML,
-    YAML_IMPORT_ERROR,
     Manifest,
     bundle_changed,
     digest,

@@ -5,7 +5,6 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gitops.federation.plugins.module_utils import render
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.render import (
     digest,
@@ -34,8 +33,9 @@ def names(result):
 
 
 def test_uses_libyaml_when_available():
+    from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
     if yaml.__with_libyaml__:
-        assert render.Loader is yaml.CSafeLoader and render.Dumper is yaml.CSafeDumper
+        assert manifest_yaml.HAS_LIBYAML and issubclass(manifest_yaml.Dumper, yaml.CSafeDumper)
 
 
 # -- plain directories ----------------------------------------------------------------------------------------
