@@ -38,7 +38,7 @@ options:
     description:
       - Connection to the management cluster, with the same keys as the module's own connection options (which
         are for the attached cluster). The E(K8S_AUTH_*) environment variables complete them by the same rule as
-        the module's own options: with O(management.kubeconfig) or O(management.host) none is read; with
+        the module's own options. With O(management.kubeconfig) or O(management.host) none is read; with
         O(management.context) alone only E(K8S_AUTH_KUBECONFIG) (one kubeconfig with a context per cluster serves
         both clusters); with none of the three, all of them as one set.
     type: dict
