@@ -18,11 +18,65 @@ from ansible_collections.gitops.federation.plugins.module_utils.drift import RED
 from ansible_collections.gitops.federation.plugins.module_utils.objects import HAS_YAML
 
 
+# Fields of a kubeconfig user entry (and of its auth-provider config) that are credentials.
+KUBECONFIG_CREDENTIAL_FIELDS = ("token", "password", "client-key-data", "client-certificate-data", "id-token",
+                                "refresh-token", "access-token", "client-secret")
+
+
+class ClusterModule(AnsibleModule):
+    """An AnsibleModule that hides credentials among its arguments whenever it returns.
+
+    Ansible echoes a module's arguments back (``invocation``) with every result, failures included, and
+    argument parsing can fail inside ``AnsibleModule.__init__``, before module code could redact anything. So
+    the redaction happens here, at the last moment, on every path: Secret manifests lose their values, and the
+    credentials of a kubeconfig given as a mapping become no_log values (masked wherever they appear, as
+    kubernetes.core does).
+    """
+
+    def exit_json(self, **kwargs):
+        self._hide_credentials()
+        super(ClusterModule, self).exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        self._hide_credentials()
+        super(ClusterModule, self).fail_json(msg, **kwargs)
+
+    def _hide_credentials(self):
+        params = getattr(self, "params", None)
+        if not isinstance(params, dict):
+            return
+        self.no_log_values.update(kubeconfig_credentials(params))
+        redact_secret_arguments([params])
+
+
+def kubeconfig_credentials(params):
+    """The credential values of every kubeconfig given as a mapping in params (also under management)."""
+    values = set()
+    for holder in (params, params.get("management")):
+        kubeconfig = holder.get("kubeconfig") if isinstance(holder, dict) else None
+        if not isinstance(kubeconfig, dict):
+            continue
+        for user in kubeconfig.get("users") or []:
+            entry = user.get("user") if isinstance(user, dict) else None
+            if not isinstance(entry, dict):
+                continue
+            provider = entry.get("auth-provider") if isinstance(entry.get("auth-provider"), dict) else {}
+            for fields in (entry, provider.get("config") if isinstance(provider.get("config"), dict) else {}):
+                for field in KUBECONFIG_CREDENTIAL_FIELDS:
+                    if isinstance(fields.get(field), str) and fields[field]:
+                        values.add(fields[field])
+            execution = entry.get("exec") if isinstance(entry.get("exec"), dict) else {}
+            for variable in execution.get("env") or []:
+                if isinstance(variable, dict) and isinstance(variable.get("value"), str) and variable["value"]:
+                    values.add(variable["value"])
+    return values
+
+
 def cluster_module(argument_spec, **kwargs):
-    """An AnsibleModule with the shared connection options; fails early if a required library is missing."""
+    """A ClusterModule with the shared connection options; fails early if a required library is missing."""
     spec = dict(AUTH_ARG_SPEC)
     spec.update(argument_spec)
-    module = AnsibleModule(argument_spec=spec, **kwargs)
+    module = ClusterModule(argument_spec=spec, **kwargs)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception="".join(
             traceback.format_exception_only(type(KUBERNETES_IMPORT_ERROR), KUBERNETES_IMPORT_ERROR)))
@@ -32,18 +86,23 @@ def cluster_module(argument_spec, **kwargs):
 
 
 def redact_secret_arguments(objects):
-    """Replace the values of Secret manifests in module arguments by a placeholder, in place.
+    """Replace the values of Secret manifests found anywhere in objects (lists, mappings) by a placeholder,
+    in place; a Secret inside a List item is found too.
 
-    Ansible echoes a module's arguments back in its result (``invocation``); the engine works on its own
-    copy, so the arguments can be redacted before the module returns. Registering the values as no_log
-    values instead would make Ansible mask every occurrence of them in the whole result, corrupting
-    unrelated strings that merely contain a short value.
+    Registering the values as no_log values instead would make Ansible mask every occurrence of them in the
+    whole result, corrupting unrelated strings that merely contain a short value.
     """
-    for obj in objects or []:
-        if isinstance(obj, dict) and obj.get("kind") == "Secret":
-            for field in ("data", "stringData"):
-                if isinstance(obj.get(field), dict):
-                    obj[field] = dict((key, REDACTED) for key in obj[field])
+    pending = list(objects or [])
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if value.get("kind") == "Secret":
+                for field in ("data", "stringData"):
+                    if isinstance(value.get(field), dict):
+                        value[field] = dict((key, REDACTED) for key in value[field])
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def cluster_client(module, name=None):

@@ -323,7 +323,7 @@ import copy
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, redact_secret_arguments, sync_return)
+    cluster_client, cluster_module, sync_return)
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
@@ -408,8 +408,9 @@ def run_module(module):
                     result = engine.teardown()
                 else:
                     if params["manifests"] is not None:
+                        # The module redacts Secret values in its arguments when it returns (ClusterModule):
+                        # the engine works on its own copy.
                         objects = copy.deepcopy(params["manifests"])
-                        redact_secret_arguments(params["manifests"])
                     else:
                         objects = load_bundle(params["src"])
                     if params["overrides"]:
@@ -434,7 +435,8 @@ def run_module(module):
 
 def main():
     # no_log=True keeps the arguments (which may hold Secret manifests) out of the system log; results and
-    # diffs are still returned, with Secret values redacted.
+    # diffs are still returned, with Secret values redacted, and the arguments echoed in `invocation` have their
+    # Secret values and kubeconfig credentials hidden on every exit, argument errors included (ClusterModule).
     module = cluster_module(
         argspec(), supports_check_mode=True, no_log=True,
         mutually_exclusive=[("manifests", "src")],

@@ -37,15 +37,16 @@ options:
   management:
     description:
       - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies here (one
-        kubeconfig with a context per cluster serves both).
+        are for the attached cluster). The E(K8S_AUTH_*) environment variables complete them by the same rule as
+        the module's own options. With O(management.kubeconfig) or O(management.host) none is read; with
+        O(management.context) alone only E(K8S_AUTH_KUBECONFIG) (one kubeconfig with a context per cluster serves
+        both clusters); with none of the three, all of them as one set.
     type: dict
     required: true
     suboptions:
       kubeconfig:
         description:
           - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
         type: raw
       context:
         description: The kubeconfig context to use.
@@ -188,17 +189,14 @@ from ansible_collections.gitops.federation.plugins.module_utils.placement import
 
 
 def management_options():
-    """The connection options again, for the management cluster: same names.
+    """The connection options again, for the management cluster: same names, no aliases.
 
-    Of the K8S_AUTH_* environment fallbacks only the kubeconfig file is kept: one kubeconfig with a context
-    per cluster (as an AWX credential injects it) serves both clusters, while a host, token or context
-    from the environment belongs to the cluster the task runs for.
+    The K8S_AUTH_* environment completes them by the same rule as the task's own options
+    (auth_options.auth_from_params): C(context) alone takes the kubeconfig file from K8S_AUTH_KUBECONFIG (one
+    kubeconfig with a context per cluster, as an AWX credential injects it); C(kubeconfig) or C(host) read no
+    environment, so a host or token exported for another cluster never joins them.
     """
-    options = {}
-    for name, spec in AUTH_ARG_SPEC.items():
-        spec = dict((k, v) for k, v in spec.items() if k not in ("aliases",) and (k != "fallback" or name == "kubeconfig"))
-        options[name] = spec
-    return options
+    return dict((name, dict((k, v) for k, v in spec.items() if k != "aliases")) for name, spec in AUTH_ARG_SPEC.items())
 
 
 def argspec():
