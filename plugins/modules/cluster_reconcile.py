@@ -143,6 +143,9 @@ api_requests:
   type: dict
 """
 
+from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+
+light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
