@@ -205,6 +205,8 @@ def failures(plan, reports, hosts):
     for host, report in _reports(reports, hosts):
         if report.get("halted"):
             lines.append("%s: not synced: %s" % (host, report["halted"]))
+        if report.get("lease_lost"):
+            lines.append("%s: %s" % (host, report["lease_lost"]))
         for key, result in sorted((report.get("sources") or {}).items()):
             if result.get("status") in ("Failed", "Unreachable"):
                 lines.append("%s on %s: %s: %s" % (key, host, result["status"], result.get("message")))

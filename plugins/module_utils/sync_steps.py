@@ -191,6 +191,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
     credentials.clear()
     plan = sync_run.sync_plan(sources, leases, renders, projects, secret_leases)
     plan["holder"] = holder
+    plan["lease_duration"] = lease_duration
     plan["scratch_dir"] = scratch
     plan["secrets"] = [dict(namespace=s["namespace"], name=s["name"], placed=s["placed"]) for s in secrets]
     rendered = [dict(key=r["item"]["key"], url=r["item"]["render"].get("url"), path=r["item"]["render"].get("path"),
@@ -245,6 +246,58 @@ def reconcile(client, management_client, plan, cluster, cluster_labels=None, cre
         except FederationError as err:
             refused[item["key"]] = err
 
+    keeper = _NoKeeper()
+    try:
+        keeper = _lease_keeper(management_client, plan, work, check_mode)
+        with keeper:
+            _write_cluster(client, management_client, plan, work, cluster, cluster_labels, create_namespace,
+                           force_conflicts, check_mode, diff, objects_of, refused, source_results, secret_results,
+                           details)
+    except FederationError as err:
+        if source_results or secret_results:
+            raise
+        # The run's leases could not be kept (taken by another run, management cluster unreachable) before
+        # anything was done here: every piece of this cluster's work is reported failed with the reason.
+        return failed_report(plan, cluster, err)
+    report = sync_run.cluster_results(source_results, secret_results, cluster)
+    failed = [r for r in source_results + secret_results if r.get("failed")]
+    lost = list(getattr(keeper, "lost", None) or [])
+    if lost:
+        report["lease_lost"] = "; ".join(lost)
+        failed.append(dict(item="leases", subject="leases", failed=True, msg=report["lease_lost"] + "; another run may have synced "
+                           "meanwhile: rerun once it is done"))
+    return dict(report=report, details=details, changed=any(r.get("changed") for r in source_results + secret_results),
+                failed=failed)
+
+
+class _NoKeeper(object):
+    lost = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        return False
+
+
+def _lease_keeper(management_client, plan, work, check_mode):
+    """Keep this run's leases of the sources and secrets this cluster works on renewed while it works."""
+    from ansible_collections.gitops.federation.plugins.module_utils import lease as lease_module
+
+    keeper_class = getattr(lease_module, "LeaseKeeper", None)
+    if keeper_class is None or check_mode or not plan.get("holder"):
+        return _NoKeeper()
+    duration = plan.get("lease_duration") or 900
+    leases = [SyncLease(management_client, w["key"].split("/", 1)[0], w["key"].split("/", 1)[1], plan["holder"],
+                        duration) for w in work if not w["suspended"]]
+    leases += [SyncLease(management_client, namespace, None, plan["holder"], duration)
+               for namespace in plan.get("secret_projects") or []]
+    return keeper_class(leases) if leases else _NoKeeper()
+
+
+def _write_cluster(client, management_client, plan, work, cluster, cluster_labels, create_namespace, force_conflicts,
+                   check_mode, diff, objects_of, refused, source_results, secret_results, details):
+    """Secrets, then sources (see reconcile); results appended to source_results and secret_results."""
     for namespace in plan.get("secret_projects") or []:
         present = [w for w in work if w["state"] == "present" and not w["suspended"]
                    and w["key"].split("/", 1)[0] == namespace]
@@ -272,10 +325,6 @@ def reconcile(client, management_client, plan, cluster, cluster_labels=None, cre
                 continue
         source_results.append(_sync_source(client, item, objects_of.get(item["key"]), create_namespace,
                                            force_conflicts, check_mode, diff, secrets_written, details))
-    report = sync_run.cluster_results(source_results, secret_results, cluster)
-    failed = [r for r in source_results + secret_results if r.get("failed")]
-    return dict(report=report, details=details, changed=any(r.get("changed") for r in source_results + secret_results),
-                failed=failed)
 
 
 def failed_report(plan, cluster, err):

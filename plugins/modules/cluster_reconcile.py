@@ -197,7 +197,8 @@ def run_module(module):
         lines = []
         for failure in outcome["failed"]:
             item = failure["item"]
-            subject = item["key"] if isinstance(item, dict) else "federated secrets of %s" % item
+            subject = failure.get("subject") or (
+                item["key"] if isinstance(item, dict) else "federated secrets of %s" % item)
             lines.append("%s: %s" % (subject, failure.get("msg")))
         module.fail_json(msg="; ".join(lines), **result)
     module.exit_json(**result)

@@ -833,3 +833,25 @@ def test_bundles_of_runs_against_other_management_clusters_are_not_shared(env, t
     assert [r["changed"] for r in renders] == [True], "the render took the file another management cluster's run left"
     bundles = sorted(glob.glob(str(tmp_path / "cache" / "bundles" / "*" / project.namespace / SOURCE / "*.yaml")))
     assert len(bundles) == 2, bundles
+
+
+def test_sync_in_check_mode_writes_nothing_anywhere(env, tmp_path):
+    project = env.project()
+    inventory = project.inventory()
+    ok(playbook("sources", inventory))
+    cache = tmp_path / "cache"
+    run = ok(playbook("sync", inventory, check=True, env={"GITOPS_FEDERATION_CACHE": str(cache)}))
+    reconciled = [r for r in run.results if task(r, "Reconcile the sources of this cluster")]
+    key = "%s/%s" % (project.namespace, SOURCE)
+    for result in reconciled:  # what a sync would do, by dry-run
+        assert result["changed"] is True and result["report"]["sources"][key]["status"] == "Applied", result
+    for host in ATTACHED:
+        assert get_or_none(env.clients[host], "v1", "Namespace", project.namespace) is None, host
+    assert not (project.source().get("status") or {}).get("clusters"), "check mode recorded a status"
+    leases = env.management.resources.get(api_version="coordination.k8s.io/v1", kind="Lease").get(
+        namespace=project.namespace).to_dict()["items"]
+    assert leases == [], "check mode took or left a Lease"
+    assert not glob.glob(str(cache / "bundles" / "**" / "*.yaml"), recursive=True), "check mode wrote the bundle cache"
+    planned = [r for r in run.results if task(r, "Read, lease, fetch and render; plan every attached cluster's work")]
+    scratch = planned[0]["plan"]["scratch_dir"]
+    assert scratch and not os.path.exists(scratch), "the check-mode scratch bundles were left behind"

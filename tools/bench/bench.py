@@ -416,6 +416,26 @@ def module_rss(bench, n):
     return out
 
 
+def profile_noop(bench, n, m):
+    """Where a no-op sync.yml spends its time: Ansible's profile_tasks (per task, summed over hosts' waits)."""
+    tool = SyncPlaybook(bench, n, ["attached-%d" % i for i in range(1, m + 1)])
+    ns = bench.name("profile")
+    tool.prepare(ns)
+    tool.sync()
+    env = dict(bench.env, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="40",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    seconds, stdout = bench.playbook("gitops.federation.sync", tool.inv, forks=tool.forks, env=env)
+    tasks = []
+    for line in stdout[stdout.rfind("=" * 20):].splitlines():
+        match = re.match(r"^(.*?) -+ (\d+\.\d+)s$", line.strip())
+        if match:
+            tasks.append([match.group(1).strip(), float(match.group(2))])
+    print("  profile of a no-op sync.yml (N=%d, M=%d): %.2fs" % (n, m, seconds), flush=True)
+    for name, took in tasks:
+        print("    %6.2fs  %s" % (took, name), flush=True)
+    return dict(objects=n, clusters=m, seconds=round(seconds, 2), tasks=tasks)
+
+
 def versions():
     def out(argv):
         try:
@@ -453,6 +473,7 @@ def main(argv=None):
     parser.add_argument("--multi", default="3x6", help="SOURCESxCLUSTERS no-op case (sync.yml vs engine)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rss", type=int, default=5000, help="objects for the peak RSS measure (0: skip)")
+    parser.add_argument("--profile", default="20x2", help="NxM of the profiled no-op sync.yml (0: skip)")
     parser.add_argument("--tools", default="sync,engine,kubectl,kubectl-seq,k8s")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.json"))
     parser.add_argument("--collections", default=os.path.join(ROOT, ".build", "collections"),
@@ -461,7 +482,8 @@ def main(argv=None):
     tools = [t for t in args.tools.split(",") if t]
     compare_n, compare_m = (ints(args.compare.replace("x", ",")) + [0, 0])[:2]
     multi_s, multi_m = (ints(args.multi.replace("x", ",")) + [0, 0])[:2]
-    max_clusters = max(ints(args.clusters) + [compare_m, multi_m, 1])
+    profile_n, profile_m = (ints(args.profile.replace("x", ",")) + [0, 0])[:2]
+    max_clusters = max(ints(args.clusters) + [compare_m, multi_m, profile_m, 1])
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "machine": machine(), "versions": versions(), "runs": args.runs, "cases": []}
     workdir = tempfile.mkdtemp(prefix="gitops-bench-")
@@ -470,6 +492,8 @@ def main(argv=None):
     try:
         bench = None
         bench = Bench(workdir, max_clusters, os.path.abspath(args.collections))
+        if profile_n:
+            report["profile"] = profile_noop(bench, profile_n, profile_m)
         if compare_n:
             print("side by side: N=%d M=%d" % (compare_n, compare_m), flush=True)
             report["cases"].append(dict(case="compare", objects=compare_n, clusters=compare_m, sources=1,

@@ -33,3 +33,10 @@ def test_a_cluster_the_module_could_not_work_on_reports_all_its_work_failed():
     # c2 only has to remove the source: that fails too, with the error of this cluster.
     elsewhere = failed_report(plan(), "c2", FederationError("kubeconfig file /x does not exist"))
     assert elsewhere["report"]["sources"]["team-a/app"]["status"] == "Failed"
+
+
+def test_failures_name_a_cluster_whose_run_lost_its_leases_while_it_worked():
+    reports = {"c1": dict(sources={}, secrets={}, lease_lost="source team-a/app: Lease team-a/gitops-sync-app was "
+                                                           "taken by another run")}
+    assert sync_run.failures(plan(), reports, ["c1"]) == [
+        "c1: source team-a/app: Lease team-a/gitops-sync-app was taken by another run"]
