@@ -18,6 +18,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -479,6 +480,8 @@ def main(argv=None):
     parser.add_argument("--collections", default=os.path.join(ROOT, ".build", "collections"),
                         help="collections directory holding the gitops.federation under test")
     args = parser.parse_args(argv)
+    # A TERM (timeout, CI cancel) still stops the clusters and servers (the finally below).
+    signal.signal(signal.SIGTERM, lambda *unused: sys.exit(143))
     tools = [t for t in args.tools.split(",") if t]
     compare_n, compare_m = (ints(args.compare.replace("x", ",")) + [0, 0])[:2]
     multi_s, multi_m = (ints(args.multi.replace("x", ",")) + [0, 0])[:2]
