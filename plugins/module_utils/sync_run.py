@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+
 def source_key(source):
     return "%s/%s" % (source["namespace"], source["name"])
 

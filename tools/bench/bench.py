@@ -467,14 +467,16 @@ def ints(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", default="100,1000,5000", help="T(N): object counts, on one cluster")
-    parser.add_argument("--clusters", default="1,3,6,12", help="T(M): attached cluster counts, podinfo-sized source")
+    parser.add_argument("--objects", default="100,1000,5000", help="T(N): object counts, on one cluster, every tool")
+    parser.add_argument("--clusters", default="1,3,6,12",
+                        help="T(M): attached cluster counts, podinfo-sized source, sync.yml first sync and no-op")
     parser.add_argument("--compare", default="1000x3", help="NxM of the side-by-side comparison of every tool")
     parser.add_argument("--small", type=int, default=20, help="objects of the podinfo-sized source")
     parser.add_argument("--multi", default="3x6", help="SOURCESxCLUSTERS no-op case (sync.yml vs engine)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rss", type=int, default=5000, help="objects for the peak RSS measure (0: skip)")
     parser.add_argument("--profile", default="20x2", help="NxM of the profiled no-op sync.yml (0: skip)")
+    parser.add_argument("--compare-tools", default=None, help="tools of the side-by-side case (default: --tools)")
     parser.add_argument("--tools", default="sync,engine,kubectl,kubectl-seq,k8s")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.json"))
     parser.add_argument("--collections", default=os.path.join(ROOT, ".build", "collections"),
@@ -483,6 +485,7 @@ def main(argv=None):
     # A TERM (timeout, CI cancel) still stops the clusters and servers (the finally below).
     signal.signal(signal.SIGTERM, lambda *unused: sys.exit(143))
     tools = [t for t in args.tools.split(",") if t]
+    compare_tools = [t for t in (args.compare_tools or args.tools).split(",") if t]
     compare_n, compare_m = (ints(args.compare.replace("x", ",")) + [0, 0])[:2]
     multi_s, multi_m = (ints(args.multi.replace("x", ",")) + [0, 0])[:2]
     profile_n, profile_m = (ints(args.profile.replace("x", ",")) + [0, 0])[:2]
@@ -492,33 +495,49 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="gitops-bench-")
     started = time.monotonic()
     attached = lambda m: ["attached-%d" % i for i in range(1, m + 1)]
+
+    def save():
+        # Written after every case, so a run stopped early keeps what it measured.
+        report["wall_seconds"] = round(time.monotonic() - started, 1)
+        with open(args.out, "w") as handle:
+            json.dump(report, handle, indent=1, sort_keys=True)
+
+    # No-op scaling cases record the first sync (their set-up) and the no-op; the side-by-side case all three.
+    scale_steps = ("first", "noop")
     try:
         bench = None
         bench = Bench(workdir, max_clusters, os.path.abspath(args.collections))
         if profile_n:
             report["profile"] = profile_noop(bench, profile_n, profile_m)
+            save()
         if compare_n:
             print("side by side: N=%d M=%d" % (compare_n, compare_m), flush=True)
             report["cases"].append(dict(case="compare", objects=compare_n, clusters=compare_m, sources=1,
-                                        tools=measure_case(bench, compare_n, attached(compare_m), tools, args.runs)))
-        for n in ints(args.objects):
-            print("T(N): N=%d M=1" % n, flush=True)
-            chosen = [t for t in tools if t in ("sync", "engine", "kubectl")]
-            report["cases"].append(dict(case="T(N)", objects=n, clusters=1, sources=1,
-                                        tools=measure_case(bench, n, attached(1), chosen, args.runs)))
+                                        tools=measure_case(bench, compare_n, attached(compare_m), compare_tools,
+                                                           args.runs)))
+            save()
         for m in ints(args.clusters):
             print("T(M): N=%d M=%d" % (args.small, m), flush=True)
-            chosen = [t for t in tools if t in ("sync", "engine", "kubectl")]
-            report["cases"].append(dict(case="T(M)", objects=args.small, clusters=m, sources=1,
-                                        tools=measure_case(bench, args.small, attached(m), chosen, args.runs)))
+            chosen = [t for t in tools if t in ("sync",)]
+            report["cases"].append(dict(case="T(M)", objects=args.small, clusters=m, sources=1, tools=measure_case(
+                bench, args.small, attached(m), chosen, args.runs, steps=scale_steps)))
+            save()
         if multi_s:
             print("multi: S=%d M=%d" % (multi_s, multi_m), flush=True)
             chosen = [t for t in tools if t in ("sync", "engine")]
             report["cases"].append(dict(case="sources x clusters", objects=args.small, clusters=multi_m,
                                         sources=multi_s, tools=measure_case(bench, args.small, attached(multi_m),
-                                                                            chosen, args.runs, sources=multi_s)))
+                                                                            chosen, args.runs, sources=multi_s,
+                                                                            steps=scale_steps)))
+            save()
+        for n in ints(args.objects):
+            print("T(N): N=%d M=1" % n, flush=True)
+            report["cases"].append(dict(case="T(N)", objects=n, clusters=1, sources=1,
+                                        tools=measure_case(bench, n, attached(1), tools, args.runs)))
+            save()
         if args.rss:
             report["rss"] = dict(objects=args.rss, modules=module_rss(bench, args.rss))
+            save()
     finally:
         if bench is not None:
             bench.stop()

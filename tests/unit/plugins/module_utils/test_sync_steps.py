@@ -36,7 +36,7 @@ def test_a_cluster_the_module_could_not_work_on_reports_all_its_work_failed():
 
 
 def test_failures_name_a_cluster_whose_run_lost_its_leases_while_it_worked():
-    reports = {"c1": dict(sources={}, secrets={}, lease_lost="source team-a/app: Lease team-a/gitops-sync-app was "
-                                                           "taken by another run")}
+    lost = "source team-a/app: Lease team-a/gitops-sync-app was taken by another run"
+    reports = {"c1": dict(sources={}, secrets={}, lease_lost=lost)}
     assert sync_run.failures(plan(), reports, ["c1"]) == [
         "c1: source team-a/app: Lease team-a/gitops-sync-app was taken by another run"]
