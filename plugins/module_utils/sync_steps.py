@@ -66,6 +66,18 @@ class _Failure(dict):
         super(_Failure, self).__init__(item=item, failed=True, msg=msg)
 
 
+class _SecretReader(object):
+    """Each Secret of a project namespace read once."""
+
+    def __init__(self, store, namespace):
+        self.store, self.namespace, self.live = store, namespace, {}
+
+    def __call__(self, name):
+        if name not in self.live:
+            self.live[name] = self.store.get("Secret", self.namespace, name)
+        return self.live[name]
+
+
 def read_projects(store, projects, clusters, source_name=None):
     """(sources, secrets, credentials) of the projects; credentials {(namespace, secret): data or error}."""
     sources, secrets, credentials = [], [], {}
@@ -74,12 +86,7 @@ def read_projects(store, projects, clusters, source_name=None):
         if source_name:
             kustomizations = [k for k in kustomizations if k["metadata"]["name"] == source_name]
         repositories = dict((r["metadata"]["name"], r) for r in store.list(FEDERATED_GIT_REPOSITORY, namespace))
-        live_secrets = {}
-
-        def secret(name, namespace=namespace, live_secrets=live_secrets):
-            if name not in live_secrets:
-                live_secrets[name] = store.get("Secret", namespace, name)
-            return live_secrets[name]
+        secret = _SecretReader(store, namespace)
 
         for kustomization in kustomizations:
             spec = ((kustomization.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -338,20 +345,37 @@ def failed_report(plan, cluster, err):
 
 def _propagate_secrets(client, management_client, namespace, cluster, cluster_labels, create_namespace, check_mode,
                        diff, details):
-    options = SyncOptions(owner=secrets_owner(namespace), namespace=namespace, prune=True, allow_empty=True,
-                          create_namespace=create_namespace, check_mode=check_mode)
+    from ansible_collections.gitops.federation.plugins.module_utils import federated_secrets as fs_utils
+
+    owner = secrets_owner(namespace)
     try:
         store = FederationStore(management_client)
-        federated_secrets = store.list(FEDERATED_SECRET, namespace)
-        secrets = {}
-        for federated_secret in federated_secrets:
-            name = federated_secret["metadata"]["name"]
-            live = store.get("Secret", namespace, name)
-            if live is not None:
-                secrets[name] = live
         labels = dict((str(k), str(v)) for k, v in (cluster_labels or {}).items())
-        manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), federated_secrets, secrets)
-        secrets.clear()
+        allow_empty = True
+        if hasattr(fs_utils, "read_project_secrets"):
+            # The empty-set guard of federated_secret_sync: never prune every propagated Secret on an empty set
+            # the management cluster did not confirm (a wrong management connection looks like that).
+            from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
+
+            project = fs_utils.read_project_secrets(store, namespace)
+            manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels),
+                                                             project.federated_secrets, project.secrets)
+            project.secrets.clear()
+            propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
+            allow_empty = fs_utils.check_empty_propagation(project, cluster, manifests, propagated)
+        else:
+            federated_secrets = store.list(FEDERATED_SECRET, namespace)
+            secrets = {}
+            for federated_secret in federated_secrets:
+                name = federated_secret["metadata"]["name"]
+                live = store.get("Secret", namespace, name)
+                if live is not None:
+                    secrets[name] = live
+            manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), federated_secrets,
+                                                             secrets)
+            secrets.clear()
+        options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
+                              create_namespace=create_namespace, check_mode=check_mode)
         engine = Engine(client, options)
         try:
             result = engine.sync(manifests)

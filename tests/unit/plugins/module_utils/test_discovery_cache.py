@@ -24,7 +24,7 @@ def discovery(*kinds):
 def test_a_stored_discovery_is_read_back_for_the_same_server_and_identity(tmp_path):
     cache = DiscoveryCache(str(tmp_path))
     cache.store(Configuration(), discovery("ConfigMap", "Secret"))
-    loaded = cache.load(Configuration(), rediscover=lambda: discovery())
+    loaded = cache.load(Configuration(), rediscover=discovery)
     found = loaded.find("v1", "ConfigMap")
     assert (found.plural, found.namespaced, found.verbs, found.subresources) == ("configmaps", True, ("get", "list"),
                                                                                  ("status",))
