@@ -153,10 +153,9 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
             if same in rendered:
                 checkout_revision, text = rendered[same]
             else:
-                options = dict(cache_dir=git_options.get("cache_dir"), timeout=timeout)
-                if git_options.get("allow_local_urls"):
-                    options["allow_local_urls"] = True
-                source = GitSource(render.get("url"), GitCredentials.from_secret_data(data or {}), **options)
+                source = GitSource(render.get("url"), GitCredentials.from_secret_data(data or {}),
+                                   cache_dir=git_options.get("cache_dir"), timeout=timeout,
+                                   allow_local_urls=bool(git_options.get("allow_local_urls")))
                 with source.checkout(render.get("ref") or None) as checkout:
                     result = render_directory(checkout.path, render.get("path") or ".",
                                               substitute=render.get("substitute") or None,
@@ -414,8 +413,7 @@ def _sync_source(client, item, objects, create_namespace, force_conflicts, check
     finally:
         engine.close()
     details[item["key"]] = dict(changed=result.changed, state=item["state"], revision=item.get("revision"),
-                                counts=result.change_set.counts(), summary=result.change_set.summary(),
-                                api_requests=None)
+                                counts=result.change_set.counts(), summary=result.change_set.summary())
     if diff:
         details[item["key"]]["diff"] = result.change_set.diffs()
     return dict(item=item, changed=result.changed, counts=result.change_set.counts(), health=result.health)
