@@ -76,7 +76,9 @@ def objects(n, value="v0"):
                    "stringData": {"token": "s3cret-%d" % i, "url": "https://user:pw@example.com/%d" % i}}
         elif kind == "Service":
             obj = {"apiVersion": "v1", "kind": kind, "metadata": meta,
-                   "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+                   # Headless: the local clusters' service IP range (a /24) would run out at a few hundred.
+                   "spec": {"clusterIP": "None", "selector": {"app": name},
+                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
         elif kind == "Deployment":
             obj = {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": {
                 "replicas": 1, "selector": {"matchLabels": {"app": name}},
