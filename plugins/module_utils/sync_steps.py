@@ -218,7 +218,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
 
 def _validate_source(client, work):
     """The engine's own validation of one source's bundle (no request but discovery); raise if refused."""
-    from ansible_collections.gitops.federation.plugins.module_utils.render import load_bundle
+    from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 
     objects = load_bundle(work["bundle"])
     if work.get("overrides"):

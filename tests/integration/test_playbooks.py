@@ -855,3 +855,31 @@ def test_sync_in_check_mode_writes_nothing_anywhere(env, tmp_path):
     planned = [r for r in run.results if task(r, "Read, lease, fetch and render; plan every attached cluster's work")]
     scratch = planned[0]["plan"]["scratch_dir"]
     assert scratch and not os.path.exists(scratch), "the check-mode scratch bundles were left behind"
+
+
+def test_a_kind_installed_after_discovery_was_cached_is_found_by_the_next_sync(env, tmp_path):
+    project = plain_project(env, {"app/plain.yaml": PLAIN_CONFIGMAP})
+    inventory = project.inventory()
+    cache = {"GITOPS_FEDERATION_CACHE": str(tmp_path / "cache")}
+    ok(playbook("sources", inventory))
+    ok(playbook("sync", inventory, env=cache))
+    assert len(glob.glob(str(tmp_path / "cache" / "discovery" / "*.json"))) == 3, "one entry per API server"
+
+    # The platform installs a CRD on the attached clusters; the source starts using it, within the cache's life.
+    group = "%s.example.com" % unique_name("g")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gizmos." + group},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"kind": "Gizmo", "plural": "gizmos", "singular": "gizmo", "listKind": "GizmoList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    path = tmp_path / "crd.json"
+    path.write_text(json.dumps(crd))
+    for host in ATTACHED:
+        env.kubectl(host, "apply", "-f", str(path))
+        env.kubectl(host, "wait", "--for=condition=Established", "crd/gizmos." + group)
+    env.git.commit(project.repo, files={"app/gizmo.yaml": "apiVersion: %s/v1\nkind: Gizmo\nmetadata:\n  name: one\n"
+                                                         "spec:\n  size: 1\n" % group})
+    ok(playbook("sync", inventory, env=cache))
+    for host in ATTACHED:
+        assert project.get(host, group + "/v1", "Gizmo", "one") is not None, host
