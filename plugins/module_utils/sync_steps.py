@@ -29,12 +29,14 @@ from ansible_collections.gitops.federation.plugins.module_utils.client import Ap
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    secret_manifests_for_cluster, secret_status_results, secret_view, secrets_owner)
+    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results, secret_view,
+    secrets_owner)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
-from ansible_collections.gitops.federation.plugins.module_utils.lease import SyncLease
+from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
+from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
@@ -288,17 +290,14 @@ class _NoKeeper(object):
 
 def _lease_keeper(management_client, plan, work, check_mode):
     """Keep this run's leases of the sources and secrets this cluster works on renewed while it works."""
-    from ansible_collections.gitops.federation.plugins.module_utils import lease as lease_module
-
-    keeper_class = getattr(lease_module, "LeaseKeeper", None)
-    if keeper_class is None or check_mode or not plan.get("holder"):
+    if check_mode or not plan.get("holder"):
         return _NoKeeper()
     duration = plan.get("lease_duration") or 900
     leases = [SyncLease(management_client, w["key"].split("/", 1)[0], w["key"].split("/", 1)[1], plan["holder"],
                         duration) for w in work if not w["suspended"]]
     leases += [SyncLease(management_client, namespace, None, plan["holder"], duration)
                for namespace in plan.get("secret_projects") or []]
-    return keeper_class(leases) if leases else _NoKeeper()
+    return LeaseKeeper(leases) if leases else _NoKeeper()
 
 
 def _write_cluster(client, management_client, plan, work, cluster, cluster_labels, create_namespace, force_conflicts,
@@ -344,35 +343,18 @@ def failed_report(plan, cluster, err):
 
 def _propagate_secrets(client, management_client, namespace, cluster, cluster_labels, create_namespace, check_mode,
                        diff, details):
-    from ansible_collections.gitops.federation.plugins.module_utils import federated_secrets as fs_utils
-
     owner = secrets_owner(namespace)
     try:
         store = FederationStore(management_client)
         labels = dict((str(k), str(v)) for k, v in (cluster_labels or {}).items())
-        allow_empty = True
-        if hasattr(fs_utils, "read_project_secrets"):
-            # The empty-set guard of federated_secret_sync: never prune every propagated Secret on an empty set
-            # the management cluster did not confirm (a wrong management connection looks like that).
-            from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
-
-            project = fs_utils.read_project_secrets(store, namespace)
-            manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels),
-                                                             project.federated_secrets, project.secrets)
-            project.secrets.clear()
-            propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
-            allow_empty = fs_utils.check_empty_propagation(project, cluster, manifests, propagated)
-        else:
-            federated_secrets = store.list(FEDERATED_SECRET, namespace)
-            secrets = {}
-            for federated_secret in federated_secrets:
-                name = federated_secret["metadata"]["name"]
-                live = store.get("Secret", namespace, name)
-                if live is not None:
-                    secrets[name] = live
-            manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), federated_secrets,
-                                                             secrets)
-            secrets.clear()
+        # The empty-set guard of federated_secret_sync: never prune every propagated Secret on an empty set the
+        # management cluster did not confirm (a wrong management connection looks like that).
+        project = read_project_secrets(store, namespace)
+        manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), project.federated_secrets,
+                                                         project.secrets)
+        project.secrets.clear()
+        propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
+        allow_empty = check_empty_propagation(project, cluster, manifests, propagated)
         options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
                               create_namespace=create_namespace, check_mode=check_mode)
         engine = Engine(client, options)
