@@ -25,10 +25,21 @@ DEFAULT_TTL = 300
 FORMAT = 1
 
 
+def _file_digest(path):
+    """The content's digest: kubeconfig loaders write embedded certificates to a new temporary file per run."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except (IOError, OSError):
+        return path
+
+
 def identity_digest(configuration):
     """sha256 of the server URL and who the client is (token, client certificate, user), as a file name."""
     parts = [configuration.host or "", json.dumps(configuration.api_key or {}, sort_keys=True),
-             configuration.cert_file or "", configuration.key_file or "", configuration.username or ""]
+             _file_digest(configuration.cert_file), _file_digest(configuration.key_file), configuration.username or ""]
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 

@@ -70,3 +70,15 @@ def test_an_unreadable_entry_is_a_miss(tmp_path):
     cache = DiscoveryCache(str(tmp_path))
     (tmp_path / (identity_digest(Configuration()) + ".json")).write_text("{not json")
     assert cache.load(Configuration(), rediscover=None) is None
+
+
+def test_the_same_client_certificate_in_another_temporary_file_is_the_same_identity(tmp_path):
+    # kubeconfig loaders write embedded client certificates to a new temporary file in every process.
+    first, second, other = tmp_path / "a.crt", tmp_path / "b.crt", tmp_path / "c.crt"
+    first.write_text("CERT-1")
+    second.write_text("CERT-1")
+    other.write_text("CERT-2")
+    assert identity_digest(Configuration(cert_file=str(first), token=None)) == \
+        identity_digest(Configuration(cert_file=str(second), token=None))
+    assert identity_digest(Configuration(cert_file=str(first), token=None)) != \
+        identity_digest(Configuration(cert_file=str(other), token=None))
