@@ -394,7 +394,8 @@ def module_rss(bench, n):
                         create_namespace=True, force_conflicts=True)
         else:
             key = ns + "/app"
-            plan = {"holder": "bench", "secret_projects": [], "sources": [{
+            # No holder: no Lease to keep (sync_plan takes them; this measures the module alone).
+            plan = {"secret_projects": [], "sources": [{
                 "key": key, "namespace": ns, "name": "app", "owner": "gitops/%s/app" % ns, "ready": True,
                 "unplaced": [], "target_namespace": ns,
                 "clusters": {"attached-1": {"namespace": ns, "render": 0, "prune": True, "overrides": [],
