@@ -16,13 +16,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS)):$(abspath $(VENV))/
 export GITOPS_FEDERATION_LOCALENV := $(abspath $(LOCALENV))
 
 .PHONY: help deps system-packages venv binaries collection-link test unit integration sanity lint molecule \
-        ee-context clusters-up clusters-down git-up git-down demo demo-down clean
+        bench ee-context clusters-up clusters-down git-up git-down demo demo-down clean
 
 help:
 	@echo "make demo          start local clusters + git server, run sources and sync, print status"
 	@echo "make demo-down     stop everything the demo started"
 	@echo "make test          install what is needed, then unit, integration, sanity, lint and molecule tests"
 	@echo "make molecule      molecule test -s default: real clusters, sources + sync, idempotence, verify"
+	@echo "make bench         sync.yml vs cluster_sync, kubectl and kubernetes.core on local clusters (docs/performance.md)"
 	@echo "make ee-context    ansible-builder create: the execution environment build context in .build/ee/context"
 	@echo "make clusters-up N=3 / make clusters-down    real local control planes"
 	@echo "make clusters-up WORKLOADS=1   ... also controller-manager, scheduler and kwok: Pods run"
@@ -70,6 +71,12 @@ lint: venv collection-link
 # The default scenario starts its own clusters and git server in .build/molecule/localenv (see molecule/default).
 molecule: deps
 	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test -s default
+
+# Not part of `make test` (tests/integration/test_bench.py runs a small one). Options: BENCH_ARGS, e.g.
+# BENCH_ARGS="--objects 100,1000 --clusters 1,3 --runs 3"; results in docs/performance.json (docs/performance.md).
+BENCH_ARGS ?=
+bench: deps
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PYTHON) -m tools.bench $(BENCH_ARGS)
 
 ## -- execution environment ---------------------------------------------------------------------
 

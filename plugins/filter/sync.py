@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the gitops.federation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that carry one sync's data between its plays (management -> attached clusters -> management).
+"""Filters that carry a run's data between its plays (management -> attached clusters -> management).
 
-The sync playbook reads sources on the management cluster, renders each once, reconciles every attached
-cluster in parallel (Ansible forks, serial batches) and records the results back. These pure functions
-shape the data passed between those steps, so the role's YAML stays a readable list of module calls.
+The decisions (plan, per-cluster work, results, failures) live in ``module_utils/sync_run.py``, where the
+sync modules call them in-process; these filters adapt them to host vars for the playbooks (teardown,
+status, the rollout halt of sync) and build the connection and inventory views the roles pass to modules.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gitops.federation.plugins.module_utils import sync_run
 
 # The connection options of kubernetes.core (and of this collection's modules), read from host vars.
 CONNECTION_KEYS = ("kubeconfig", "context", "host", "api_key", "client_cert", "client_key", "ca_cert",
@@ -53,207 +55,46 @@ def inventory_clusters(hostvars, hosts):
     return clusters
 
 
-def source_key(source):
-    return "%s/%s" % (source["namespace"], source["name"])
-
-
-def render_jobs(sources, lease_results):
-    """One render job per distinct render input of each source whose lease this run holds."""
-    held = set()
-    for result in lease_results or []:
-        if not result.get("failed") and not result.get("skipped"):
-            held.add(source_key(result["item"]))
-    jobs = []
-    for source in sources:
-        if source_key(source) not in held:
-            continue
-        for render in source.get("renders") or []:
-            jobs.append(dict(key=source_key(source), namespace=source["namespace"], source=source["name"],
-                             render=render))
-    return jobs
-
-
-def _job_error(result):
-    return result.get("msg") or "failed"
-
-
-def sync_plan(sources, lease_results, render_results, projects, secret_lease_results=None):
-    """What the attached clusters do and what the record step writes, per source.
-
-    A source is ``ready`` only if its lease is held and every one of its renders succeeded: a broken or
-    partial render never reaches a cluster (so nothing is pruned on it). A project's federated secrets are
-    propagated (``secret_projects``) only when this run holds the project's secrets lease.
-    """
-    leases = dict((source_key(r["item"]), r) for r in lease_results or [] if "item" in r)
-    renders = {}
-    for result in render_results or []:
-        job = result.get("item") or {}
-        renders[(job.get("key"), (job.get("render") or {}).get("id"))] = result
-    plan = []
-    for source in sources:
-        key = source_key(source)
-        entry = dict(key=key, namespace=source["namespace"], name=source["name"], owner=source["owner"],
-                     generation=source.get("generation"), suspended=bool(source.get("suspended")),
-                     terminating=bool(source.get("terminating")), placed=list(source.get("placed") or []),
-                     unplaced=list(source.get("unplaced") or []),
-                     target_namespace=source.get("target_namespace") or source["namespace"],
-                     ready=False, error=None, revision=None, clusters={}, record=True)
-        errors = list(source.get("errors") or [])
-        if entry["suspended"] or entry["terminating"]:
-            plan.append(entry)
-            continue
-        lease = leases.get(key)
-        if errors:
-            pass
-        elif lease is None or lease.get("skipped"):
-            errors.append("not synced: no lease was taken for it")
-        elif lease.get("failed"):
-            errors.append(lease.get("msg") or "the sync lease could not be taken")
-            # Another run is syncing it (or the lease could not be read): its status is that run's to write.
-            entry["record"] = False
-        else:
-            revisions = {}
-            for render in source.get("renders") or []:
-                result = renders.get((key, render["id"]))
-                if result is None or result.get("failed") or result.get("skipped"):
-                    errors.append("fetch/render of %s (path %s) failed: %s"
-                                  % (render.get("url"), render.get("path"), _job_error(result or {})))
-                else:
-                    revisions[render["id"]] = (result["revision"], result["bundle"])
-            if not errors:
-                for cluster, settings in (source.get("clusters") or {}).items():
-                    revision, bundle = revisions[settings["render"]]
-                    entry["clusters"][cluster] = dict(settings, revision=revision, bundle=bundle)
-                ordered = [revisions[i][0] for i in sorted(revisions)]
-                entry["revision"] = ordered[0] if ordered else None
-                entry["ready"] = True
-        entry["error"] = "; ".join(errors) if errors else None
-        plan.append(entry)
-    secret_projects, secret_errors = [], []
-    for namespace in projects:
-        lease = next((r for r in secret_lease_results or [] if r.get("item") == namespace), None)
-        if lease is not None and lease.get("failed"):
-            secret_errors.append(lease.get("msg") or "the federated secrets of %s: lease not taken" % namespace)
-        elif lease is not None and not lease.get("skipped"):
-            secret_projects.append(namespace)
-    return dict(projects=list(projects), secret_projects=secret_projects, secret_errors=secret_errors, sources=plan)
-
-
-def cluster_work(plan, cluster):
-    """This cluster's work: apply each ready source placed here, remove each ready source placed elsewhere."""
-    work = []
-    for entry in plan.get("sources") or []:
-        if not entry.get("ready"):
-            continue
-        settings = entry["clusters"].get(cluster)
-        if settings is not None:
-            work.append(dict(settings, key=entry["key"], owner=entry["owner"], state="present",
-                             suspended=bool(settings.get("suspended"))))
-        elif cluster in (entry.get("unplaced") or []):
-            work.append(dict(key=entry["key"], owner=entry["owner"], namespace=entry["target_namespace"],
-                             state="absent", suspended=False, revision=entry.get("revision")))
-    return work
-
-
-def rollout_failures(hostvars, hosts):
-    """Clusters of earlier batches whose sync failed (a canary rollout halts after them)."""
-    failed = []
-    for host, report in _reports(hostvars, hosts):
-        if any(r.get("status") in ("Failed", "Unreachable") for r in (report.get("sources") or {}).values()):
-            failed.append(host)
-    return failed
-
-
-def _failure_status(result):
-    return "Unreachable" if result.get("status") == 0 else "Failed"
-
-
-def cluster_results(source_results, secret_results, cluster):
-    """{sources: {key: result}, secrets: {namespace: {secret: result}}} from this cluster's task results."""
-    sources = {}
-    for result in source_results or []:
-        work = result.get("item") or {}
-        if result.get("skipped"):
-            if work.get("suspended"):
-                sources[work["key"]] = dict(cluster=cluster, status="Suspended",
-                                            message="suspended on this cluster by an override")
-            continue
-        if result.get("failed"):
-            outcome = dict(cluster=cluster, status=_failure_status(result), counts=result.get("counts") or {},
-                           message=result.get("msg"), revision=work.get("revision"))
-        elif work.get("state") == "absent":
-            if not result.get("changed"):
-                continue  # nothing of the source was here
-            outcome = dict(cluster=cluster, status="Deleted", counts=result.get("counts") or {},
-                           message="removed: the cluster left the placement")
-        else:
-            health = result.get("health") or []
-            # No message: status and events spell the counts out themselves.
-            outcome = dict(cluster=cluster, status="Applied", counts=result.get("counts") or {},
-                           revision=work.get("revision"))
-            if work.get("wait"):
-                outcome["healthy"] = all(h.get("status") == "Current" for h in health)
-        sources[work["key"]] = dict((k, v) for k, v in outcome.items() if v is not None)
-    secrets = {}
-    for result in secret_results or []:
-        namespace = result.get("item")
-        if result.get("skipped"):
-            continue
-        if result.get("failed"):
-            secrets[namespace] = {"*": dict(cluster=cluster, status=_failure_status(result), message=result.get("msg"))}
-        else:
-            secrets[namespace] = result.get("status_results") or {}
-    return dict(sources=sources, secrets=secrets)
-
-
 def _reports(hostvars, hosts):
+    """{host: report} of the hosts whose gitops_cluster_results are defined."""
+    reports = {}
     for host in hosts:
         try:
             report = hostvars[host]["gitops_cluster_results"]
         except (KeyError, TypeError):
             continue
         if not _undefined(report) and isinstance(report, dict):
-            yield host, report
+            reports[host] = report
+    return reports
+
+
+def sync_reports(hostvars, hosts):
+    """{host: gitops_cluster_results} of the attached hosts that reported (for the sync_record module)."""
+    return _reports(hostvars, hosts)
+
+
+def rollout_failures(hostvars, hosts):
+    return sync_run.rollout_failures(_reports(hostvars, hosts), hosts)
 
 
 def collect_results(hostvars, hosts, key):
-    """Every attached cluster's result for one source (clusters that did not report are left out)."""
-    return [report["sources"][key] for unused_host, report in _reports(hostvars, hosts)
-            if key in (report.get("sources") or {})]
+    return sync_run.collect_results(_reports(hostvars, hosts), hosts, key)
 
 
 def collect_secret_results(hostvars, hosts, namespace, secret, placed):
-    """Results for one federated secret from the clusters it is placed on (and any that still had it)."""
-    results = []
-    for host, report in _reports(hostvars, hosts):
-        by_secret = (report.get("secrets") or {}).get(namespace)
-        if by_secret is None:
-            continue
-        if "*" in by_secret:
-            if host in placed:
-                results.append(by_secret["*"])
-        elif secret in by_secret:
-            results.append(by_secret[secret])
-    return results
+    return sync_run.collect_secret_results(_reports(hostvars, hosts), hosts, namespace, secret, placed)
 
 
 def failures(plan, hostvars, hosts):
-    """Human-readable lines for everything that did not sync: the job fails with these."""
-    lines = list(plan.get("secret_errors") or [])
-    for entry in plan.get("sources") or []:
-        if entry.get("error"):
-            lines.append("%s: %s" % (entry["key"], entry["error"]))
-    for host, report in _reports(hostvars, hosts):
-        if report.get("halted"):
-            lines.append("%s: not synced: %s" % (host, report["halted"]))
-        for key, result in sorted((report.get("sources") or {}).items()):
-            if result.get("status") in ("Failed", "Unreachable"):
-                lines.append("%s on %s: %s: %s" % (key, host, result["status"], result.get("message")))
-        for namespace, by_secret in sorted((report.get("secrets") or {}).items()):
-            for secret, result in sorted(by_secret.items()):
-                if result.get("status") in ("Failed", "Unreachable"):
-                    lines.append("federated secrets of %s on %s: %s" % (namespace, host, result.get("message")))
-    return lines
+    return sync_run.failures(plan, _reports(hostvars, hosts), hosts)
+
+
+# The decisions themselves live in module_utils/sync_run.py (the sync modules use them in-process).
+source_key = sync_run.source_key
+render_jobs = sync_run.render_jobs
+sync_plan = sync_run.sync_plan
+cluster_work = sync_run.cluster_work
+cluster_results = sync_run.cluster_results
 
 
 def status_table(sources):
@@ -306,5 +147,6 @@ class FilterModule(object):
             collect_secret_results=collect_secret_results,
             rollout_failures=rollout_failures,
             sync_failures=failures,
+            sync_reports=sync_reports,
             status_table=status_table,
         )

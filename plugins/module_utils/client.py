@@ -150,7 +150,7 @@ def split_api_version(api_version):
 class ClusterClient:
     """Authenticated requests to one cluster's API, with discovery cached for the client's lifetime."""
 
-    def __init__(self, auth, name=None):
+    def __init__(self, auth, name=None, discovery_cache=None):
         if not HAS_KUBERNETES:
             raise FederationError("the kubernetes Python library is required: pip install 'kubernetes>=30.1.0,<37'",
                                   exception=str(KUBERNETES_IMPORT_ERROR))
@@ -161,6 +161,8 @@ class ClusterClient:
         self._rest = k8s_client.ApiClient(self.configuration).rest_client
         self._lock = threading.Lock()
         self._discovery = None
+        # A DiscoveryCache (module_utils/discovery_cache.py) keeps discovery on disk between module runs.
+        self.discovery_cache = discovery_cache
         self.requests = Counter()
 
     # -- requests ------------------------------------------------------------------------------
@@ -248,8 +250,12 @@ class ClusterClient:
     # -- discovery -----------------------------------------------------------------------------
 
     def discovery(self, refresh=False):
+        if self._discovery is None and not refresh and self.discovery_cache is not None:
+            self._discovery = self.discovery_cache.load(self.configuration, lambda: self.discovery(refresh=True))
         if self._discovery is None or refresh:
             self._discovery = self._discover()
+            if self.discovery_cache is not None:
+                self.discovery_cache.store(self.configuration, self._discovery)
         return self._discovery
 
     def _discover(self):

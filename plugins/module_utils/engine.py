@@ -38,6 +38,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.plan import plan
 
 APPLY_CONCURRENCY = 8
 CRD_ESTABLISH_TIMEOUT = 60
+# A kind whose owner-label LIST misses more objects than this is listed once without the selector (adoption).
+LOOKUPS_PER_KIND = 2
 PRUNE_DISABLED_ANNOTATION = "gitops.federation/prune"
 
 
@@ -164,10 +166,11 @@ class Engine:
         return True
 
     def _read_live(self, planned):
-        """Live objects by ref: one LIST per kind, then a GET for each object the LIST did not return.
+        """Live objects by ref: one LIST per kind, then what that LIST did not return.
 
         The LIST selects our owner label, so objects we have not labelled yet (first adoption, or a
-        label removed by hand) are looked up one by one.
+        label removed by hand) are looked up again: one GET each when a kind misses a few, else one
+        LIST of the kind without the selector (a first sync: one request per kind, not one per object).
         """
         by_resource = {}
         for p in planned:
@@ -176,9 +179,9 @@ class Engine:
         selector = owner_selector(self.options.owner)
         namespace = self.options.namespace
 
-        def list_kind(resource):
+        def list_kind(resource, label_selector=selector):
             try:
-                return self.client.list(resource, namespace if resource.namespaced else None, selector)
+                return self.client.list(resource, namespace if resource.namespaced else None, label_selector)
             except ApiError as err:
                 subjects = ", ".join(str(p.ref) for p in planned if p.resource is resource)
                 hint = " (the credentials for this cluster lack permission)" if err.forbidden else ""
@@ -190,10 +193,21 @@ class Engine:
             for item in items:
                 live[ObjectRef.of(item)] = item
         missing = [p for p in planned if p.resource is not None and p.ref not in live]
-        for p, obj in zip(missing, self._map(lambda p: self.client.get(p.resource, p.ref.name, p.ref.namespace or None),
-                                             missing)):
+        by_kind = {}
+        for p in missing:
+            by_kind.setdefault(p.resource, []).append(p)
+        singles = [p for members in by_kind.values() if len(members) <= LOOKUPS_PER_KIND for p in members]
+        listed = [r for r, members in by_kind.items() if len(members) > LOOKUPS_PER_KIND]
+        for p, obj in zip(singles, self._map(lambda p: self.client.get(p.resource, p.ref.name, p.ref.namespace or None),
+                                             singles)):
             if obj is not None:
                 live[p.ref] = obj
+        wanted = set(p.ref for p in missing)
+        for items in self._map(lambda r: list_kind(r, None), listed):
+            for item in items:
+                ref = ObjectRef.of(item)
+                if ref in wanted:
+                    live[ref] = item
         return live
 
     def _assess_all(self, planned, live, namespace_missing):

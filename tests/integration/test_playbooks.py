@@ -342,13 +342,14 @@ def test_sync_runs_unattended_under_ansible_runner(env, tmp_path):
             events.append(json.load(handle))
     assert events, "no job events"
     synced = [e for e in events if e.get("event") == "runner_on_ok"
-              and e["event_data"].get("task_action") == "gitops.federation.cluster_sync"]
+              and e["event_data"].get("task_action") == "gitops.federation.cluster_reconcile"]
     assert sorted(e["event_data"]["host"] for e in synced) == sorted(ATTACHED), [e["event"] for e in events]
+    key = "%s/%s" % (project.namespace, SOURCE)
     for event in synced:
         assert event["event_data"]["res"]["changed"] is True
-        items = event["event_data"]["res"]["results"]
-        assert [i["item"]["key"] for i in items] == ["%s/%s" % (project.namespace, SOURCE)]
-        assert items[0]["counts"]["created"] >= len(APP_OBJECTS)
+        report = event["event_data"]["res"]["report"]
+        assert list(report["sources"]) == [key]
+        assert report["sources"][key]["counts"]["created"] >= len(APP_OBJECTS)
     stats_events = [e for e in events if e.get("event") == "playbook_on_stats"]
     assert stats_events and not stats_events[-1]["event_data"].get("failures")
     # The job's output and events, which AWX stores and shows, hold no credential.
@@ -512,8 +513,11 @@ def test_suspend_keeps_hand_edits_and_resume_reverts_them(env, synced):
                 "-p", json.dumps({"data": {"LOG_LEVEL": "trace"}}))
 
     run = ok(playbook("sync", inventory))
-    assert not [r for r in run.results if task(r, "Reconcile the sources of this cluster")
-                and any(not i.get("skipped") for i in r.get("results") or [])], "a suspended source was applied"
+    reconciled = [r for r in run.results if task(r, "Reconcile the sources of this cluster")]
+    assert sorted(r["_host"] for r in reconciled) == sorted(ATTACHED)
+    # A suspended source is in no cluster's work (its status says Suspended, from the record step).
+    assert [(r["_host"], r["changed"], r["report"]["sources"]) for r in reconciled] == \
+        [(r["_host"], False, {}) for r in reconciled], "a suspended source was applied"
     assert project.deployment(ATTACHED[0])["spec"]["replicas"] == 5
     assert project.get(ATTACHED[1], "v1", "ConfigMap", "demo-app-settings")["data"]["LOG_LEVEL"] == "trace"
     status = project.source()["status"]
@@ -757,3 +761,125 @@ def test_a_failed_canary_halts_the_rollout(env):
     propagation = condition(project.source()["status"], "Propagation")
     assert propagation["status"] == "False"
     assert ATTACHED[0] in propagation["message"] and ATTACHED[1] in propagation["message"], propagation
+
+
+# -- the sync path: refused bundles write nothing for the project; bundles kept per management cluster -----
+
+
+GADGET = "apiVersion: example.invalid/v1\nkind: Gadget\nmetadata:\n  name: not-served\n"
+PLAIN_CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  a: b\n"
+
+
+def plain_project(env, files):
+    """A project whose one source is the plain directory app/ of a new repository holding files."""
+    namespace, repo = unique_name("pb"), unique_name("repo")
+    env.git.create_repo(repo, files=files)
+    spec = demo_project(env.git, repo=repo, namespace=namespace, source=SOURCE, secret=SECRET)
+    spec["sources"][0].update(path="app", overrides=[], substitute={})
+    return Project(env, namespace, repo, spec)
+
+
+def test_a_project_whose_every_source_is_refused_gets_nothing_written_not_even_its_secrets(env):
+    project = plain_project(env, {"app/plain.yaml": PLAIN_CONFIGMAP, "app/gadget.yaml": GADGET})
+    inventory = project.inventory()
+    ok(playbook("sources", inventory))
+
+    run = failed(playbook("sync", inventory))
+    for host in ATTACHED:
+        assert get_or_none(env.clients[host], "v1", "Namespace", project.namespace) is None, \
+            "%s: the project namespace was created for a refused bundle" % host
+    final = [r for r in run.results if r.get("failed") and task(r, "Report what did not sync")][0]["msg"]
+    key = "%s/%s" % (project.namespace, SOURCE)
+    for host in ATTACHED:
+        assert any(line.startswith("%s on %s: Failed" % (key, host)) and "Gadget" in line for line in final), final
+        assert any(line.startswith("federated secrets of %s on %s" % (project.namespace, host))
+                   and "every source of project %s placed here was refused" % project.namespace in line
+                   for line in final), final
+    secret_status = get_or_none(env.management, "types.kubefed.io/v1beta1", "FederatedSecret", SECRET,
+                                project.namespace)["status"]
+    assert sorted((n, c["status"]) for n, c in clusters_by_name(secret_status).items()) == \
+        [(host, "Failed") for host in sorted(ATTACHED)]
+
+    # Fixed in git: the next sync writes the secrets and the source.
+    env.git.commit(project.repo, files={"app/gadget.yaml": None})
+    ok(playbook("sync", inventory))
+    for host in ATTACHED:
+        assert project.get(host, "v1", "Secret", SECRET) is not None
+        assert project.get(host, "v1", "ConfigMap", "plain") is not None
+
+
+def test_bundles_of_runs_against_other_management_clusters_are_not_shared(env, tmp_path):
+    project = plain_project(env, {"app/plain.yaml": PLAIN_CONFIGMAP})
+    cache = {"GITOPS_FEDERATION_CACHE": str(tmp_path / "cache")}
+    first = project.inventory()
+    ok(playbook("sources", first))
+    run = ok(playbook("sync", first, env=cache))
+    planned = [r for r in run.results if task(r, "Read, lease, fetch and render; plan every attached cluster's work")]
+    assert [r["changed"] for r in planned[0]["renders"]] == [True]
+
+    # The same project and source declared on another management cluster (another inventory's), same cache.
+    # Management on attached-2's cluster, attached-1 the only attached cluster.
+    other = project.inventory(host_vars={MANAGEMENT: {"kubeconfig": env.hosts[ATTACHED[1]].kubeconfig}})
+    with open(other) as handle:
+        document = yaml.safe_load(handle)
+    del document["all"]["children"]["attached"]["hosts"][ATTACHED[1]]
+    with open(other, "w") as handle:
+        yaml.safe_dump(document, handle)
+    ok(playbook("sources", other))
+    run = ok(playbook("sync", other, env=cache))
+    planned_other = [r for r in run.results
+                     if task(r, "Read, lease, fetch and render; plan every attached cluster's work")]
+    renders = planned_other[0]["renders"]
+    assert [r["changed"] for r in renders] == [True], "the render took the file another management cluster's run left"
+    bundles = sorted(glob.glob(str(tmp_path / "cache" / "bundles" / "*" / project.namespace / SOURCE / "*.yaml")))
+    assert len(bundles) == 2, bundles
+
+
+def test_sync_in_check_mode_writes_nothing_anywhere(env, tmp_path):
+    project = env.project()
+    inventory = project.inventory()
+    ok(playbook("sources", inventory))
+    cache = tmp_path / "cache"
+    run = ok(playbook("sync", inventory, check=True, env={"GITOPS_FEDERATION_CACHE": str(cache)}))
+    reconciled = [r for r in run.results if task(r, "Reconcile the sources of this cluster")]
+    key = "%s/%s" % (project.namespace, SOURCE)
+    for result in reconciled:  # what a sync would do, by dry-run
+        assert result["changed"] is True and result["report"]["sources"][key]["status"] == "Applied", result
+    for host in ATTACHED:
+        assert get_or_none(env.clients[host], "v1", "Namespace", project.namespace) is None, host
+    assert not (project.source().get("status") or {}).get("clusters"), "check mode recorded a status"
+    leases = env.management.resources.get(api_version="coordination.k8s.io/v1", kind="Lease").get(
+        namespace=project.namespace).to_dict()["items"]
+    assert leases == [], "check mode took or left a Lease"
+    assert not glob.glob(str(cache / "bundles" / "**" / "*.yaml"), recursive=True), "check mode wrote the bundle cache"
+    planned = [r for r in run.results if task(r, "Read, lease, fetch and render; plan every attached cluster's work")]
+    scratch = planned[0]["plan"]["scratch_dir"]
+    assert scratch and not os.path.exists(scratch), "the check-mode scratch bundles were left behind"
+
+
+def test_a_kind_installed_after_discovery_was_cached_is_found_by_the_next_sync(env, tmp_path):
+    project = plain_project(env, {"app/plain.yaml": PLAIN_CONFIGMAP})
+    inventory = project.inventory()
+    cache = {"GITOPS_FEDERATION_CACHE": str(tmp_path / "cache")}
+    ok(playbook("sources", inventory))
+    ok(playbook("sync", inventory, env=cache))
+    assert len(glob.glob(str(tmp_path / "cache" / "discovery" / "*.json"))) == 3, "one entry per API server"
+
+    # The platform installs a CRD on the attached clusters; the source starts using it, within the cache's life.
+    group = "%s.example.com" % unique_name("g")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gizmos." + group},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"kind": "Gizmo", "plural": "gizmos", "singular": "gizmo", "listKind": "GizmoList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    path = tmp_path / "crd.json"
+    path.write_text(json.dumps(crd))
+    for host in ATTACHED:
+        env.kubectl(host, "apply", "-f", str(path))
+        env.kubectl(host, "wait", "--for=condition=Established", "crd/gizmos." + group)
+    env.git.commit(project.repo, files={"app/gizmo.yaml": "apiVersion: %s/v1\nkind: Gizmo\nmetadata:\n  name: one\n"
+                                                         "spec:\n  size: 1\n" % group})
+    ok(playbook("sync", inventory, env=cache))
+    for host in ATTACHED:
+        assert project.get(host, group + "/v1", "Gizmo", "one") is not None, host

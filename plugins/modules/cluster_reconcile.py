@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: cluster_reconcile
+short_description: Second step of a sync run - reconcile one attached cluster to the plan
+version_added: 0.2.0
+description:
+  - The second of the three modules of C(playbooks/sync.yml), run once per attached cluster (the module's
+    connection options), in parallel over Ansible forks and in C(serial) batches.
+  - Carries out O(plan) (from M(gitops.federation.sync_plan)) on the cluster O(cluster), in one process with one
+    client (one discovery), with the apply engine of M(gitops.federation.cluster_sync).
+  - First validates the bundle of every source placed on the cluster (the engine's validation; nothing is
+    written). Then, for each project whose federated secrets this run propagates, it propagates them as
+    M(gitops.federation.federated_secret_sync) does, reading them from the management cluster (O(management)),
+    unless every source of the project placed here was refused by that validation, in which case nothing is
+    written for the project. Then it reconciles each source placed here (apply, prune, wait) and removes the
+    ones placed elsewhere from this cluster, as M(gitops.federation.cluster_sync) with O(gitops.federation.cluster_sync#module:state=absent).
+  - Failures of one source or one project's secrets do not stop the others; the module fails at the end,
+    naming every failure, and returns the cluster's report either way.
+author:
+  - gitops.federation maintainers (@gitops-federation)
+extends_documentation_fragment:
+  - gitops.federation.cluster_auth
+attributes:
+  check_mode:
+    support: full
+    description: Server-side dry-runs; nothing is written.
+  diff_mode:
+    support: full
+    description: Before and after of every changed object, per source, with Secret values redacted.
+options:
+  plan:
+    description: The RV(gitops.federation.sync_plan#module:plan) returned by M(gitops.federation.sync_plan).
+    type: dict
+    required: true
+  cluster:
+    description: The name of this cluster in the inventory (its placement name).
+    type: str
+    required: true
+  cluster_labels:
+    description: The labels of this cluster, for the placement of federated secrets.
+    type: dict
+    default: {}
+  create_namespace:
+    description: Create a project (target) namespace that does not exist yet on the cluster.
+    type: bool
+    default: true
+  force_conflicts:
+    description:
+      - Take ownership of fields other field managers own (git is the source of truth), for every source; a
+        source's own C(force) setting applies as well.
+    type: bool
+    default: true
+  management:
+    description:
+      - Connection to the management cluster, with the same keys as the module's own connection options (which
+        are for the attached cluster). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies here (one
+        kubeconfig with a context per cluster serves both).
+    type: dict
+    required: true
+    suboptions:
+      kubeconfig:
+        description:
+          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
+        type: raw
+      context:
+        description: The kubeconfig context to use.
+        type: str
+      host:
+        description: URL of the API server.
+        type: str
+      api_key:
+        description: Bearer token.
+        type: str
+      client_cert:
+        description: Path to a client certificate.
+        type: path
+      client_key:
+        description: Path to the key of O(management.client_cert).
+        type: path
+      ca_cert:
+        description: Path to a CA certificate to verify the API server.
+        type: path
+      validate_certs:
+        description: Whether to verify the API server's TLS certificate.
+        type: bool
+      proxy:
+        description: HTTP proxy URL.
+        type: str
+      request_timeout:
+        description: Seconds to wait for any single API request.
+        type: float
+        default: 30
+  cache_dir:
+    description:
+      - Directory of the collection's cache on the controller; discovery of each API server is kept in
+        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
+        found there triggers a rediscovery), so the modules of one run discover each cluster once.
+      - Without it, every run of the module discovers anew.
+    type: path
+seealso:
+  - module: gitops.federation.sync_plan
+  - module: gitops.federation.sync_record
+  - module: gitops.federation.cluster_sync
+"""
+
+EXAMPLES = r"""
+- name: Reconcile this cluster
+  gitops.federation.cluster_reconcile:
+    plan: "{{ hostvars[groups['management'][0]].gitops_sync.plan }}"
+    cluster: "{{ inventory_hostname }}"
+    cluster_labels: "{{ cluster_labels | default({}) }}"
+    management: "{{ hostvars[groups['management'][0]] | gitops.federation.cluster_connection }}"
+  register: gitops_reconcile
+  ignore_errors: true
+"""
+
+RETURN = r"""
+report:
+  description:
+    - This cluster's results for M(gitops.federation.sync_record) - C(sources) (per source key its status
+      V(Applied), V(Deleted), V(Suspended), V(Failed) or V(Unreachable), counts and revision) and C(secrets)
+      (per project, per federated secret).
+  returned: always
+  type: dict
+details:
+  description:
+    - Per source key (and per C(secrets <namespace>)) what the engine did - counts and summary, or the error;
+      C(diff) in diff mode.
+  returned: always
+  type: dict
+api_requests:
+  description: Requests made to this cluster, by verb, plus C(writes) (dry runs apart).
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+
+light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
+    failed_report, management_argspec, reconcile, sync_client)
+
+
+class _LazyClient:
+    """The management client, created on first use (a cluster with no secrets to propagate never needs it)."""
+
+    def __init__(self, params, cache_dir):
+        self._params = params
+        self._cache_dir = cache_dir
+        self._client = None
+
+    def __getattr__(self, name):
+        if self._client is None:
+            self._client = sync_client(auth_from_params(self._params), "management", self._cache_dir)
+        return getattr(self._client, name)
+
+
+def argspec():
+    return dict(
+        plan=dict(type="dict", required=True),
+        cache_dir=dict(type="path"),
+        cluster=dict(type="str", required=True),
+        cluster_labels=dict(type="dict", default={}),
+        create_namespace=dict(type="bool", default=True),
+        force_conflicts=dict(type="bool", default=True),
+        management=dict(type="dict", required=True, options=management_argspec()),
+    )
+
+
+def run_module(module):
+    params = module.params
+    client = None
+    try:
+        client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
+        outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"], params["cluster"],
+                            cluster_labels=params["cluster_labels"], create_namespace=params["create_namespace"],
+                            force_conflicts=params["force_conflicts"], check_mode=module.check_mode,
+                            diff=module._diff)
+    except FederationError as err:
+        # Nothing could be done on this cluster: every source and secret of its work is reported failed.
+        outcome = failed_report(params["plan"], params["cluster"], err)
+    result = dict(changed=outcome["changed"], report=outcome["report"], details=outcome["details"],
+                  api_requests=request_counts(client) if client is not None else {})
+    if outcome["failed"]:
+        lines = []
+        for failure in outcome["failed"]:
+            item = failure["item"]
+            subject = failure.get("subject") or (
+                item["key"] if isinstance(item, dict) else "federated secrets of %s" % item)
+            lines.append("%s: %s" % (subject, failure.get("msg")))
+        module.fail_json(msg="; ".join(lines), **result)
+    module.exit_json(**result)
+
+
+def main():
+    module = cluster_module(argspec(), supports_check_mode=True)
+    try:
+        run_module(module)
+    except FederationError as err:
+        fail_module(module, err)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the gitops.federation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sync_record
+short_description: Last step of a sync run, on the management cluster - status, events, leases released
+version_added: 0.2.0
+description:
+  - The last of the three modules of C(playbooks/sync.yml), run once on the management cluster (the module's
+    connection options).
+  - From the reports of the attached clusters (RV(gitops.federation.cluster_reconcile#module:report)), writes
+    the status and Events of every source of O(plan) (as M(gitops.federation.gitops_status)) and of every
+    federated secret of the projects whose secrets the run propagated, then releases the run's Leases and
+    removes the check-mode scratch directory of M(gitops.federation.sync_plan).
+  - Terminating sources (teardown records them) and sources whose Lease another run holds (that run records
+    them) are not recorded.
+  - Does not fail because something did not sync; RV(failures) lists it, for the playbook to fail with after
+    recording.
+author:
+  - gitops.federation maintainers (@gitops-federation)
+extends_documentation_fragment:
+  - gitops.federation.cluster_auth
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be written; writes and releases nothing.
+  diff_mode:
+    support: none
+    description: See M(gitops.federation.gitops_status) for a diff of one object's status.
+options:
+  plan:
+    description: The RV(gitops.federation.sync_plan#module:plan) of this run.
+    type: dict
+    required: true
+  reports:
+    description:
+      - The report of each attached cluster that ran, by inventory host name (filter
+        C(gitops.federation.sync_reports)). Clusters that did not report are left out of the status.
+    type: dict
+    default: {}
+  hosts:
+    description: The attached hosts, in inventory order (the order of the results in status and failures).
+    type: list
+    elements: str
+    default: []
+  cache_dir:
+    description:
+      - Directory of the collection's cache on the controller; discovery of each API server is kept in
+        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
+        found there triggers a rediscovery), so the modules of one run discover each cluster once.
+      - Without it, every run of the module discovers anew.
+    type: path
+seealso:
+  - module: gitops.federation.sync_plan
+  - module: gitops.federation.cluster_reconcile
+  - module: gitops.federation.gitops_status
+"""
+
+EXAMPLES = r"""
+- name: Record status and events, release the leases
+  gitops.federation.sync_record:
+    plan: "{{ gitops_sync.plan }}"
+    reports: "{{ hostvars | gitops.federation.sync_reports(groups['attached']) }}"
+    hosts: "{{ groups['attached'] }}"
+  register: gitops_recorded
+"""
+
+RETURN = r"""
+recorded:
+  description: Per recorded object its kind, key, whether its status or events changed, and the events emitted.
+  returned: always
+  type: list
+  elements: dict
+released:
+  description: The Leases released (V(<namespace>/<source>) or V(<namespace>/federated-secrets)).
+  returned: always
+  type: list
+  elements: str
+failures:
+  description: One line per source, cluster or project that did not sync; empty when everything synced.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+
+light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record, sync_client
+
+
+def argspec():
+    return dict(
+        plan=dict(type="dict", required=True),
+        cache_dir=dict(type="path"),
+        reports=dict(type="dict", default={}),
+        hosts=dict(type="list", elements="str", default=[]),
+    )
+
+
+def run_module(module):
+    params = module.params
+    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    module.exit_json(**record(client, params["plan"], params["reports"],
+                              params["hosts"], check_mode=module.check_mode))
+
+
+def main():
+    module = cluster_module(argspec(), supports_check_mode=True)
+    try:
+        run_module(module)
+    except FederationError as err:
+        fail_module(module, err)
+
+
+if __name__ == "__main__":
+    main()
