@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test tooling needs (git servers, kustomize/kube builds, libyaml for
-# PyYAML's C loader). Skips apt entirely when every package is already installed.
+# PyYAML's C loader, gcc for Gitea's SQLite (cgo), a Java runtime for ansible-rulebook's rule engine).
+# Skips apt entirely when every package is already installed.
 set -euo pipefail
-packages=(git openssh-client openssh-server nginx-light fcgiwrap libyaml-dev python3-venv openssl curl)
+packages=(git openssh-client openssh-server nginx-light fcgiwrap libyaml-dev python3-venv openssl curl gcc libc6-dev
+          openjdk-17-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
