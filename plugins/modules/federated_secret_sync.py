@@ -16,7 +16,8 @@ description:
     O(management)), builds the Secrets placed on the attached cluster O(cluster) (the management Secret's data,
     the template's labels, annotations and type, and that cluster's overrides), and reconciles them into the
     project namespace of the attached cluster (the module's connection options) with the apply engine of
-    M(gitops.federation.cluster_sync), under the owner C(gitops/<namespace>/federated-secrets).
+    M(gitops.federation.cluster_sync), under the owner C(gitops-secrets/<namespace>) (Secrets and inventories
+    of the owner C(gitops/<namespace>/federated-secrets) used by earlier releases are migrated on the first run).
   - So a Secret appears on each cluster it is placed on, follows updates, and is pruned from a cluster when it
     is no longer placed there or its FederatedSecret is deleted.
   - Secret values travel from one cluster to the other inside this module only; they never appear in
@@ -172,7 +173,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.cluster_module i
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    secret_manifests_for_cluster, secret_status_results, secrets_owner)
+    secret_manifests_for_cluster, secret_status_results, secrets_legacy_owners, secrets_owner)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, FederationStore
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 
@@ -206,7 +207,8 @@ def run_module(module):
     params = module.params
     namespace, cluster = params["namespace"], params["cluster"]
     options = SyncOptions(owner=secrets_owner(namespace), namespace=namespace, prune=True, allow_empty=True,
-                          create_namespace=params["create_namespace"], check_mode=module.check_mode)
+                          create_namespace=params["create_namespace"], check_mode=module.check_mode,
+                          legacy_owners=secrets_legacy_owners(namespace))
     placed, manifests = [], []
     if params["state"] == "present":
         store = FederationStore(ClusterClient(auth_from_params(params["management"]), name="management"))
