@@ -6,11 +6,14 @@ One engine for federated secrets, GitOps sources and teardown. The steps of a sy
 
 1. plan     validate every object against discovery; order into tiers (CRDs/Namespaces first)
 2. read     live state: one LIST per kind (owner label selector), a GET only for objects not found
-3. assess   per object: unchanged (owned fields already match, no request), else a server-side
-            dry-run decides created/configured; conflicts and server rejections stop the sync here
+3. assess   per object: refused if another owner of ours holds it; unchanged (owned fields already
+            match, no request), else a server-side dry-run decides created/configured (recreated when
+            an immutable field changed and the object asks for it); conflicts and server rejections
+            stop the sync here
 4. apply    server-side apply of what changed, tier by tier, concurrently within a tier; CRDs are
             waited on until Established before their custom resources are applied
-5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner
+5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner;
+            a kind missing from discovery counts as deleted only when no CRD/APIService defines it
 6. record   store the inventory (refs + revision) on the cluster, only when it changed
 7. wait     optional kstatus-style health, bounded by wait_timeout
 
@@ -131,12 +134,22 @@ class Engine:
                 "(an empty render is more often a broken source than an intent). Set allow_empty: true to delete "
                 "them." % (opts.namespace, inventory.name, len(inventory.entries), opts.owner))
         namespace_missing = self._namespace_missing()
-        live = self._read_live(planned)
-        assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+        namespace_created = False
+        if namespace_missing and not opts.check_mode:
+            # Create the namespace first so the API server can validate (dry-run) every object in it
+            # before the first one is written: no partial apply on a new namespace.
+            namespace_created = self._create_namespace()
+            namespace_missing = False
+        try:
+            live = self._read_live(planned)
+            assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+        except FederationError as err:
+            if namespace_created:
+                raise self._undo_namespace(err)
+            raise
         if opts.check_mode:
             return self._preview(planned, assessed, live, inventory, namespace_missing)
         try:
-            namespace_created = self._create_namespace() if namespace_missing else False
             self._record_pending(inventory, planned)
             self._apply_tiers(planned, assessed, live)
             survivors = self._prune(inventory, set(p.ref for p in planned))
@@ -184,6 +197,19 @@ class Engine:
             if err.forbidden:  # a namespace-scoped identity cannot read Namespaces; assume it exists
                 return False
             raise
+
+    def _undo_namespace(self, err):
+        """Validation failed after this sync created the (still empty) namespace: delete it again, and say so."""
+        namespaces = self.client.discovery().find("v1", "Namespace")
+        try:
+            self.client.delete(namespaces, self.options.namespace)
+            note = "namespace %s, created by this sync for validation, was deleted again" % self.options.namespace
+        except ApiError as delete_err:
+            note = ("namespace %s was created by this sync for validation and could not be deleted again (%s); "
+                    "it is empty" % (self.options.namespace, delete_err.msg))
+        err.msg = "%s (%s)" % (err.msg, note)
+        err.args = (err.msg,)
+        return err
 
     def _create_namespace(self):
         if not self.options.create_namespace:

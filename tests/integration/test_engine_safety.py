@@ -375,3 +375,22 @@ def test_normalised_quantities_and_status_updates_cost_no_dry_run_and_no_write(t
                  body={"status": {"observedGeneration": 99, "conditions": [
                      {"type": "Progressing", "status": "True", "reason": "Testing", "message": "status moved"}]}})
     assert_no_requests_but_reads(sync(target, owner, namespace, bundle))
+
+
+# -- issue 10 item 4: no partial apply on a new namespace ----------------------------------------------------
+
+def test_objects_in_a_new_namespace_are_validated_before_the_first_is_written(target, client):
+    fresh = unique_name("new")
+    owner = f"gitops/{fresh}/app"
+    invalid = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"ports": [{"port": 70000}]}}
+    refused = sync(target, owner, fresh, [configmap("first"), invalid], create_namespace=True, expect_failure=True)
+    assert f"Service/{fresh}/web" in refused["msg"] and "nothing was applied" in refused["msg"]
+    assert f"namespace {fresh}, created by this sync for validation, was deleted again" in refused["msg"]
+    assert get_or_none(client, "v1", "ConfigMap", "first", fresh) is None
+    namespace = get_or_none(client, "v1", "Namespace", fresh)
+    assert namespace is None or namespace["metadata"].get("deletionTimestamp"), "the namespace is being deleted"
+
+    other = unique_name("new")
+    created = sync(target, f"gitops/{other}/app", other, [configmap("first")], create_namespace=True)
+    assert created["changed"] is True and get_or_none(client, "v1", "ConfigMap", "first", other) is not None
