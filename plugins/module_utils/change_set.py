@@ -17,6 +17,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.objects import d
 
 CREATED = "created"
 CONFIGURED = "configured"
+RECREATED = "recreated"  # an immutable field changed and the object asked for it: deleted, then created
 UNCHANGED = "unchanged"
 PRUNED = "pruned"      # left the bundle, deleted
 DELETED = "deleted"    # deleted by state=absent (teardown)
@@ -24,8 +25,8 @@ SKIPPED = "skipped"    # left the bundle, but no longer carries our owner label:
 ORPHANED = "orphaned"  # left the bundle with prune disabled: left in place, forgotten
 FAILED = "failed"
 
-ACTIONS = (CREATED, CONFIGURED, UNCHANGED, PRUNED, DELETED, SKIPPED, ORPHANED, FAILED)
-WRITES = frozenset([CREATED, CONFIGURED, PRUNED, DELETED])
+ACTIONS = (CREATED, CONFIGURED, RECREATED, UNCHANGED, PRUNED, DELETED, SKIPPED, ORPHANED, FAILED)
+WRITES = frozenset([CREATED, CONFIGURED, RECREATED, PRUNED, DELETED])
 
 
 class Change:

@@ -14,7 +14,9 @@ __metaclass__ = type
 
 import json
 import os
+import random
 import threading
+import time
 from collections import Counter
 
 try:
@@ -39,12 +41,24 @@ except ImportError as err:  # reported by the module wrapper with missing_requir
 AGGREGATED_DISCOVERY = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 WRITE_VERBS = frozenset(["POST", "PUT", "PATCH", "DELETE"])
 
+# Transient failures worth another try: the server asks us to slow down (429) or a proxy/aggregator in
+# front of it is briefly unavailable (502/503/504). A 500 is the server's (or an admission webhook's)
+# verdict on this request and is not retried. Connection resets and timeouts are retried only for
+# requests that are safe to repeat: reads, DELETE (a repeat finds the object gone) and server-side
+# apply (declarative, so applying twice stores the same object). POST and PUT are retried only on 429,
+# which the server returns before doing anything.
+RETRY_STATUSES = frozenset([429, 502, 503, 504])
+RETRY_ATTEMPTS = 5          # attempts in all, the first included
+RETRY_BASE_DELAY = 0.25     # seconds; doubled per attempt, with jitter
+RETRY_MAX_DELAY = 8.0       # cap on one wait, Retry-After included
+
 
 class ApiError(FederationError):
     """A failed API request, with the server's Status reason, message and causes."""
 
-    def __init__(self, status, reason, message, causes=None, method=None, path=None):
+    def __init__(self, status, reason, message, causes=None, method=None, path=None, retry_after=None):
         self.status = status
+        self.retry_after = retry_after
         self.reason = reason
         self.causes = causes or []
         self.method = method
@@ -65,7 +79,7 @@ class ApiError(FederationError):
             causes = (body.get("details") or {}).get("causes") or []
         elif status == 0:
             message = "cannot reach the API server: %s" % (exc.reason,)
-        return cls(status, reason, message, causes, method, path)
+        return cls(status, reason, message, causes, method, path, _retry_after(exc.headers))
 
     @property
     def not_found(self):
@@ -140,6 +154,15 @@ class Discovery:
         return None
 
 
+def _retry_after(headers):
+    """Seconds from a Retry-After header given in seconds (the form the API server sends), else None."""
+    try:
+        value = (headers or {}).get("Retry-After")
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def split_api_version(api_version):
     if "/" in api_version:
         group, version = api_version.split("/", 1)
@@ -164,11 +187,50 @@ class ClusterClient:
         # A DiscoveryCache (module_utils/discovery_cache.py) keeps discovery on disk between module runs.
         self.discovery_cache = discovery_cache
         self.requests = Counter()
+        self.retry_attempts = RETRY_ATTEMPTS
+        self.retry_base_delay = RETRY_BASE_DELAY
 
     # -- requests ------------------------------------------------------------------------------
 
     def request(self, method, path, query=None, body=None, content_type="application/json", accept="application/json"):
-        """Send one request; return the decoded JSON body (None when empty). Raises ApiError."""
+        """Send one request; return the decoded JSON body (None when empty). Raises ApiError.
+
+        Transient failures are retried with bounded exponential backoff (see RETRY_STATUSES); every
+        attempt is counted in ``requests``.
+        """
+        attempt = 1
+        while True:
+            try:
+                return self._request_once(method, path, query, body, content_type, accept)
+            except ApiError as err:
+                delay = self._retry_delay(err, method, content_type, attempt)
+                if delay is None:
+                    raise
+            with self._lock:
+                self.requests["retries"] += 1
+            time.sleep(delay)
+            attempt += 1
+
+    def _retry_delay(self, err, method, content_type, attempt):
+        """Seconds to wait before retrying a failed attempt, or None when it must not be retried."""
+        if attempt >= self.retry_attempts:
+            return None
+        repeatable = method in ("GET", "HEAD", "DELETE") or (
+            method == "PATCH" and content_type == "application/apply-patch+yaml")
+        if err.status == 429:
+            pass
+        elif err.status in RETRY_STATUSES or err.status == 0:
+            if not repeatable:
+                return None
+        else:
+            return None
+        delay = min(self.retry_base_delay * (2 ** (attempt - 1)), RETRY_MAX_DELAY)
+        delay *= 0.5 + random.random() / 2
+        if err.retry_after is not None:
+            delay = max(delay, min(err.retry_after, RETRY_MAX_DELAY))
+        return delay
+
+    def _request_once(self, method, path, query, body, content_type, accept):
         headers = {"Accept": accept, "Content-Type": content_type}
         # auth_settings() runs the token refresh hook (exec plugins, OIDC) and knows where each client
         # release keeps the bearer token.

@@ -6,8 +6,12 @@ The cheap, exact test: server-side apply records, per field manager, exactly whi
 (``metadata.managedFields``). Extracting the live values of the fields *we* own and comparing them
 with what we are about to apply tells us, without a request, that an apply would be a no-op. When
 they differ (drift, a new field, or merely a value the server normalises such as ``1000m`` -> ``1``)
-the engine asks the server with a dry-run apply and compares that result with the live object, so
-the final answer is always the server's.
+the engine asks the server with a dry-run apply and compares what we own in that result with what
+we own in the live object, so the final answer is always the server's.
+
+Only what we own counts: ``status`` never does (controllers write it all the time), nor fields other
+managers or the server set. Resource quantities are compared by value as the server normalises them
+(``cpu: 0.5`` is stored as ``500m``), so such a manifest costs no dry-run on every run.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,11 +21,24 @@ __metaclass__ = type
 import base64
 import copy
 import json
+import re
+from fractions import Fraction
 
 from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
 
 # Fields the server maintains on every write; they never count as drift.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")
+# Maps whose values are resource.Quantity in the built-in APIs (container resources, ResourceQuota,
+# LimitRange, PersistentVolume(Claim), RuntimeClass overhead), and single quantity fields.
+QUANTITY_MAPS = frozenset(["limits", "requests", "hard", "capacity", "allocatable", "overhead", "max", "min",
+                           "default", "defaultRequest", "maxLimitRequestRatio"])
+QUANTITY_FIELDS = frozenset(["sizeLimit"])
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+                       r"(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|n|u|m|k|M|G|T|P|E)?$")
+_SUFFIXES = {"n": Fraction(1, 10 ** 9), "u": Fraction(1, 10 ** 6), "m": Fraction(1, 1000), "": Fraction(1),
+             "k": Fraction(10 ** 3), "M": Fraction(10 ** 6), "G": Fraction(10 ** 9), "T": Fraction(10 ** 12),
+             "P": Fraction(10 ** 15), "E": Fraction(10 ** 18), "Ki": Fraction(2 ** 10), "Mi": Fraction(2 ** 20),
+             "Gi": Fraction(2 ** 30), "Ti": Fraction(2 ** 40), "Pi": Fraction(2 ** 50), "Ei": Fraction(2 ** 60)}
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
 
@@ -92,19 +109,79 @@ def apply_is_noop(desired, live, manager=FIELD_MANAGER):
     fields = owned_fields(live, manager)
     if fields is None:
         return False
-    return extract(live, fields) == applied_body(desired)
+    return same_values(applied_body(desired), extract(live, fields), builtin=_is_builtin(desired))
 
 
 def drift_of(desired, live, dry_run_apply, manager=FIELD_MANAGER):
     """What applying desired to an existing live object would store, or None when it would change nothing.
 
     The owned-fields test answers without a request; only when it cannot does ``dry_run_apply()`` (a
-    server-side dry-run apply of desired) decide, compared with live.
+    server-side dry-run apply of desired) decide: what the manager would own afterwards (field set and
+    values, status excluded) against what it owns now. Fields of other managers, status and server
+    bookkeeping that changed in between are not drift.
     """
     if apply_is_noop(desired, live, manager):
         return None
     after = dry_run_apply()
-    return None if same_object(after, live) else after
+    return None if same_owned(after, live, manager) else after
+
+
+def same_owned(after, live, manager=FIELD_MANAGER):
+    """True when the manager owns the same fields with the same values in both objects (status aside)."""
+    after_fields, live_fields = owned_fields(after, manager), owned_fields(live, manager)
+    if after_fields is None or live_fields is None:
+        return after_fields is None and live_fields is None and same_object(after, live)
+    return after_fields == live_fields and \
+        _without_status(extract(after, after_fields)) == _without_status(extract(live, live_fields))
+
+
+def same_values(desired, live, builtin=True):
+    """desired == live, but status never counts and quantities compare by value (built-in kinds only)."""
+    return _equal(_without_status(desired), _without_status(live), builtin, False, False)
+
+
+def _without_status(body):
+    if isinstance(body, dict) and "status" in body:
+        body = dict(body)
+        del body["status"]
+    return body
+
+
+def _is_builtin(obj):
+    """Built-in API groups (core, *.k8s.io, no dot) normalise quantities; custom resources store what they get."""
+    group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def _equal(a, b, builtin, quantity_map, quantity_field):
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return False
+        return all(_equal(a[k], b[k], builtin, builtin and k in QUANTITY_MAPS,
+                          builtin and (quantity_map or k in QUANTITY_FIELDS)) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y, builtin, False, False) for x, y in zip(a, b))
+    if quantity_field and a != b:
+        left, right = parse_quantity(a), parse_quantity(b)
+        return left is not None and left == right
+    return a == b and type(a) is type(b) if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def parse_quantity(value):
+    """The exact value of a Kubernetes resource.Quantity (string or number), or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        value = repr(value)
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value.strip())
+    if not match:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return Fraction(number) * Fraction(10) ** int(suffix[1:])
+    return Fraction(number) * _SUFFIXES[suffix]
 
 
 def comparable(obj):

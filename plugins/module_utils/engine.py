@@ -6,11 +6,14 @@ One engine for federated secrets, GitOps sources and teardown. The steps of a sy
 
 1. plan     validate every object against discovery; order into tiers (CRDs/Namespaces first)
 2. read     live state: one LIST per kind (owner label selector), a GET only for objects not found
-3. assess   per object: unchanged (owned fields already match, no request), else a server-side
-            dry-run decides created/configured; conflicts and server rejections stop the sync here
+3. assess   per object: refused if another owner of ours holds it; unchanged (owned fields already
+            match, no request), else a server-side dry-run decides created/configured (recreated when
+            an immutable field changed and the object asks for it); conflicts and server rejections
+            stop the sync here
 4. apply    server-side apply of what changed, tier by tier, concurrently within a tier; CRDs are
             waited on until Established before their custom resources are applied
-5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner
+5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner;
+            a kind missing from discovery counts as deleted only when no CRD/APIService defines it
 6. record   store the inventory (refs + revision) on the cluster, only when it changed
 7. wait     optional kstatus-style health, bounded by wait_timeout
 
@@ -33,7 +36,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.errors import Fe
 from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, FAILED, assess
 from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
 from ansible_collections.gitops.federation.plugins.module_utils.objects import (
-    FIELD_MANAGER, ObjectRef, is_owned_by, owner_selector)
+    FIELD_MANAGER, OWNER_ANNOTATION, ObjectRef, is_owned_by, owner_selector)
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan, tier_of
 
 APPLY_CONCURRENCY = 8
@@ -41,6 +44,27 @@ CRD_ESTABLISH_TIMEOUT = 60
 # A kind whose owner-label LIST misses more objects than this is listed once without the selector (adoption).
 LOOKUPS_PER_KIND = 2
 PRUNE_DISABLED_ANNOTATION = "gitops.federation/prune"
+# Opt-in, per object (as Flux's kustomize.toolkit.fluxcd.io/force): when the API server refuses an apply
+# because an immutable field changed, delete the object and create it again.
+FORCE_ANNOTATION = "gitops.federation/force"
+FORCE_ENABLED = "enabled"
+RECREATE_TIMEOUT = 60
+CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+API_SERVICE = ("apiregistration.k8s.io/v1", "APIService")
+
+
+class _Refused(FederationError):
+    """An object this sync must not write (reported with the other problems, before any write)."""
+
+
+def is_immutable_rejection(err):
+    """True when the API server refused a change because it touches an immutable field."""
+    texts = [err.msg or ""] + [c.get("message") or "" for c in err.causes]
+    return err.status == 422 and any("immutable" in text for text in texts)
+
+
+def force_enabled(obj):
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(FORCE_ANNOTATION) == FORCE_ENABLED
 
 
 class SyncOptions:
@@ -48,7 +72,7 @@ class SyncOptions:
 
     def __init__(self, owner, namespace, prune=True, wait=False, wait_timeout=300, force_conflicts=False,
                  allow_cluster_scoped=False, allow_empty=False, revision=None, foreign_namespace="reject",
-                 health_checks=(), create_namespace=False, check_mode=False):
+                 health_checks=(), create_namespace=False, check_mode=False, legacy_owners=()):
         if not owner:
             raise FederationError("owner is required: it identifies the set of objects this sync manages")
         if not namespace:
@@ -66,12 +90,20 @@ class SyncOptions:
         self.health_checks = list(health_checks)
         self.create_namespace = create_namespace
         self.check_mode = check_mode
+        # inventory.LegacyOwner ids an earlier release used for these objects: read and adopted once.
+        self.legacy_owners = tuple(legacy_owners)
+
+    def owns(self, live, ref):
+        """True when a live object carries our owner, or a legacy owner that claims it."""
+        return is_owned_by(live, self.owner) or any(
+            legacy.claims(ref) and is_owned_by(live, legacy.owner) for legacy in self.legacy_owners)
 
 
 class SyncResult:
-    def __init__(self, change_set, inventory, health=None, namespace_created=False):
+    def __init__(self, change_set, inventory, health=None, namespace_created=False, found=()):
         self.change_set = change_set
         self.inventory = inventory
+        self.found = list(found)  # where the owner's inventory was found ('namespace/name'), before this run
         self.health = health or []
         self.namespace_created = namespace_created
 
@@ -86,6 +118,7 @@ class Engine:
         self.options = options
         self.changes = ChangeSet()
         self._pool = ThreadPoolExecutor(max_workers=APPLY_CONCURRENCY)
+        self._kind_answers = {}
 
     def close(self):
         self._pool.shutdown(wait=True)
@@ -96,19 +129,29 @@ class Engine:
         opts = self.options
         planned = plan(objects, self.client.discovery(), opts.namespace, opts.owner,
                        opts.allow_cluster_scoped, opts.foreign_namespace)
-        inventory = Inventory.read(self.client, opts.owner, opts.namespace)
+        inventory = Inventory.read(self.client, opts.owner, opts.namespace, opts.legacy_owners)
         if not planned and inventory.entries and not opts.allow_empty:
             raise FederationError(
                 "the bundle is empty but the inventory %s/%s lists %d objects of %s; refusing to prune them all "
                 "(an empty render is more often a broken source than an intent). Set allow_empty: true to delete "
                 "them." % (opts.namespace, inventory.name, len(inventory.entries), opts.owner))
         namespace_missing = self._namespace_missing()
-        live = self._read_live(planned)
-        assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+        namespace_created = False
+        if namespace_missing and not opts.check_mode:
+            # Create the namespace first so the API server can validate (dry-run) every object in it
+            # before the first one is written: no partial apply on a new namespace.
+            namespace_created = self._create_namespace()
+            namespace_missing = False
+        try:
+            live = self._read_live(planned)
+            assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+        except FederationError as err:
+            if namespace_created:
+                raise self._undo_namespace(err)
+            raise
         if opts.check_mode:
             return self._preview(planned, assessed, live, inventory, namespace_missing)
         try:
-            namespace_created = self._create_namespace() if namespace_missing else False
             self._record_pending(inventory, planned)
             self._apply_tiers(planned, assessed, live)
             survivors = self._prune(inventory, set(p.ref for p in planned))
@@ -125,9 +168,10 @@ class Engine:
     def teardown(self):
         """Delete everything in the owner's inventory (only what still carries our owner), then the inventory."""
         opts = self.options
-        inventory = Inventory.read(self.client, opts.owner, opts.namespace)
+        inventory = Inventory.read(self.client, opts.owner, opts.namespace, opts.legacy_owners, relocate=False)
         if not inventory.exists:
             return SyncResult(self.changes, inventory)
+        found = inventory.locations
         try:
             survivors = self._delete_refs(sorted(inventory.entries.items()), actions.DELETED)
             if not opts.check_mode:
@@ -143,7 +187,7 @@ class Engine:
                                   "the inventory and a rerun retries them"
                                   % (opts.owner, len(survivors), ", ".join(str(r) for r in sorted(survivors))),
                                   **self._partial_details())
-        return SyncResult(self.changes, inventory)
+        return SyncResult(self.changes, inventory, found=found)
 
     # -- read and assess -----------------------------------------------------------------------
 
@@ -155,6 +199,19 @@ class Engine:
             if err.forbidden:  # a namespace-scoped identity cannot read Namespaces; assume it exists
                 return False
             raise
+
+    def _undo_namespace(self, err):
+        """Validation failed after this sync created the (still empty) namespace: delete it again, and say so."""
+        namespaces = self.client.discovery().find("v1", "Namespace")
+        try:
+            self.client.delete(namespaces, self.options.namespace)
+            note = "namespace %s, created by this sync for validation, was deleted again" % self.options.namespace
+        except ApiError as delete_err:
+            note = ("namespace %s was created by this sync for validation and could not be deleted again (%s); "
+                    "it is empty" % (self.options.namespace, delete_err.msg))
+        err.msg = "%s (%s)" % (err.msg, note)
+        err.args = (err.msg,)
+        return err
 
     def _create_namespace(self):
         if not self.options.create_namespace:
@@ -219,7 +276,9 @@ class Engine:
                 return p.ref, self._assess(p, live.get(p.ref), namespace_missing)
             except ApiError as err:
                 problems.append(self._describe_rejection(p, err))
-                return p.ref, None
+            except _Refused as err:
+                problems.append(err.msg)
+            return p.ref, None
 
         assessed = dict(self._map(assess_one, planned))
         if problems:
@@ -235,8 +294,29 @@ class Engine:
             return actions.CREATED, self._server_apply(p, dry_run=True)
         if (live.get("metadata") or {}).get("deletionTimestamp"):
             raise FederationError("%s is being deleted on the cluster; rerun once it is gone" % (p.ref,))
-        after = drift_of(p.obj, live, lambda: self._server_apply(p, dry_run=True))
+        self._refuse_foreign_owner(p, live)
+        try:
+            after = drift_of(p.obj, live, lambda: self._server_apply(p, dry_run=True))
+        except ApiError as err:
+            if is_immutable_rejection(err) and force_enabled(p.obj):
+                return actions.RECREATED, p.obj
+            raise
         return (actions.UNCHANGED, None) if after is None else (actions.CONFIGURED, after)
+
+    def _refuse_foreign_owner(self, p, live):
+        """An object another owner of ours applied is theirs: two sources must not fight over it.
+
+        Objects without an owner (created by hand or by another tool) are adopted; objects carrying a
+        legacy owner id of ours that claims them are migrated.
+        """
+        other = ((live.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+        if not other or other == self.options.owner:
+            return
+        if any(legacy.owner == other and legacy.claims(p.ref) for legacy in self.options.legacy_owners):
+            return
+        raise _Refused("%s already belongs to %s (annotation %s) and %s declares it too; refusing to take it over. "
+                       "An object can have one owner: remove it from one of them (its owner then prunes it), "
+                       "or delete the object" % (p.ref, other, OWNER_ANNOTATION, self.options.owner))
 
     def _server_apply(self, p, dry_run=False):
         return self.client.apply(p.resource, p.obj, FIELD_MANAGER, force=self.options.force_conflicts, dry_run=dry_run)
@@ -251,6 +331,10 @@ class Engine:
         if err.status == 404 and p.ref.namespace:
             return "%s: %s (does namespace %s exist on this cluster?)" % (p.ref, err.msg, p.ref.namespace)
         detail = "; ".join("%s: %s" % (c.get("field", ""), c.get("message", "")) for c in err.causes) or err.msg
+        if is_immutable_rejection(err):
+            return ("%s: the change touches an immutable field (%s); the object cannot be updated in place. "
+                    "Annotate it %s: %s to have it deleted and recreated, or delete it on the cluster"
+                    % (p.ref, detail, FORCE_ANNOTATION, FORCE_ENABLED))
         return "%s: %s" % (p.ref, detail)
 
     # -- write ---------------------------------------------------------------------------------
@@ -276,6 +360,8 @@ class Engine:
                         assessed[p.ref] = self._assess(p, live.get(p.ref))
                     except ApiError as err:
                         problems.append(self._describe_rejection(p, err))
+                    except _Refused as err:
+                        problems.append(err.msg)
                 if problems:
                     raise FederationError("the API server refused %d custom resource%s: %s"
                                           % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
@@ -288,6 +374,8 @@ class Engine:
                     self.changes.add(p.ref, p.api_version, action)
                     return
                 try:
+                    if action == actions.RECREATED:
+                        self._delete_for_recreate(p, live[p.ref])
                     stored = self._server_apply(p)
                 except ApiError as err:
                     failures.append(self._describe_rejection(p, err))
@@ -303,6 +391,21 @@ class Engine:
             crds = [p for p in members if p.is_crd]
             if crds:
                 self._wait_established(crds)
+
+    def _delete_for_recreate(self, p, live):
+        """Delete the live object (this very one: uid precondition) and wait until it is gone."""
+        uid = live["metadata"].get("uid")
+        self.client.delete(p.resource, p.ref.name, p.ref.namespace or None, uid=uid, propagation="Background")
+        deadline = time.monotonic() + RECREATE_TIMEOUT
+        while True:
+            current = self.client.get(p.resource, p.ref.name, p.ref.namespace or None)
+            if current is None or current["metadata"].get("uid") != uid:
+                return
+            if time.monotonic() > deadline:
+                raise FederationError("%s: deleted to be recreated (%s: %s) but still present after %ds (finalizers: "
+                                      "%s)" % (p.ref, FORCE_ANNOTATION, FORCE_ENABLED, RECREATE_TIMEOUT,
+                                               ", ".join(current["metadata"].get("finalizers") or []) or "none"))
+            time.sleep(0.2)
 
     def _wait_established(self, crds):
         deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
@@ -362,13 +465,19 @@ class Engine:
         resource = discovery.find(api_version, ref.kind) or discovery.preferred(split_api_version(api_version)[0],
                                                                                 ref.kind)
         if resource is None:
-            return None  # the kind is gone from the cluster (its CRD was removed): so is the object
+            why_kept = self._kind_not_definitely_gone(split_api_version(api_version)[0], ref.kind)
+            if why_kept is None:
+                return None  # definitely gone (no CRD or API service defines the kind any more): so is the object
+            message = "%s is not served by the cluster now, and %s; kept in the inventory, retried next time" % (
+                api_version, why_kept)
+            self.changes.add(ref, api_version, actions.FAILED, message=message)
+            return message
         try:
             live = self.client.get(resource, ref.name, ref.namespace or None)
             if live is None:
                 return None
             annotations = (live.get("metadata") or {}).get("annotations") or {}
-            if not is_owned_by(live, self.options.owner):
+            if not self.options.owns(live, ref):
                 self.changes.add(ref, api_version, actions.SKIPPED,
                                  message="no longer carries owner %s; left in place" % self.options.owner)
                 return None
@@ -385,6 +494,43 @@ class Engine:
         except ApiError as err:
             self.changes.add(ref, api_version, actions.FAILED, message=err.msg)
             return err.msg
+        return None
+
+    def _kind_not_definitely_gone(self, group, kind):
+        """None when a kind missing from discovery is definitely gone, else why we cannot be sure.
+
+        Discovery omits a group whose aggregated API server is unavailable, and a CRD's kind while it
+        is not (or not yet) served; only the absence of any CRD or aggregated APIService for the
+        group+kind is a definite answer. Answers are cached for this run.
+        """
+        key = (group, kind)
+        if key not in self._kind_answers:
+            self._kind_answers[key] = self._ask_kind_gone(group, kind)
+        return self._kind_answers[key]
+
+    def _ask_kind_gone(self, group, kind):
+        discovery = self.client.discovery()
+        try:
+            services = self.client.list(discovery.find(*API_SERVICE)) if discovery.find(*API_SERVICE) else []
+            crds = self.client.list(discovery.find(*CRD)) if discovery.find(*CRD) else []
+        except ApiError as err:
+            return "whether its kind still exists cannot be told (%s)" % err.msg
+        for crd in crds:
+            spec = crd.get("spec") or {}
+            if spec.get("group") == group and (spec.get("names") or {}).get("kind") == kind:
+                return "its CustomResourceDefinition %s still exists" % crd["metadata"]["name"]
+        aggregated = [s for s in services if (s.get("spec") or {}).get("group") == group
+                      and (s.get("spec") or {}).get("service")]
+        if aggregated:
+            notes = []
+            for service in aggregated:
+                available = [c for c in (service.get("status") or {}).get("conditions") or []
+                             if c.get("type") == "Available"]
+                note = service["metadata"]["name"]
+                if available and available[0].get("status") != "True":
+                    note += " (unavailable: %s)" % (available[0].get("message") or available[0].get("reason"))
+                notes.append(note)
+            return "its group %s is served by the aggregated API %s" % (group or "core", ", ".join(notes))
         return None
 
     # -- check mode ----------------------------------------------------------------------------

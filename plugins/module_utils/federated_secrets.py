@@ -27,12 +27,17 @@ from ansible_collections.gitops.federation.plugins.module_utils.client import Ap
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     API_VERSION, FEDERATED_SECRET, FEDERATED_SECRET_LABEL, managed_labels)
+from ansible_collections.gitops.federation.plugins.module_utils.inventory import LegacyOwner
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names)
 from ansible_collections.gitops.federation.plugins.module_utils.placement import resolve_placement
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import data_keys
 
-SECRETS_OWNER = "gitops/%s/federated-secrets"
+# Owner ids are disjoint by subject kind: a source is gitops/<namespace>/<source> (exactly three segments
+# under "gitops/"), a project's federated secrets gitops-secrets/<namespace>. Releases before this one used
+# gitops/<namespace>/federated-secrets for the secrets, which a source named federated-secrets shared.
+SECRETS_OWNER = "gitops-secrets/%s"
+LEGACY_SECRETS_OWNER = "gitops/%s/federated-secrets"
 _VALUE_PATHS = ("/data", "/stringData")
 _FIXED_PATHS = ("/apiVersion", "/kind", "/metadata/name", "/metadata/namespace")
 
@@ -40,6 +45,11 @@ _FIXED_PATHS = ("/apiVersion", "/kind", "/metadata/name", "/metadata/namespace")
 def secrets_owner(namespace):
     """The owner id under which a project's federated secrets are applied to attached clusters."""
     return SECRETS_OWNER % namespace
+
+
+def secrets_legacy_owners(namespace):
+    """The owner id earlier releases used for the project's secrets; its Secrets are migrated once."""
+    return [LegacyOwner(LEGACY_SECRETS_OWNER % namespace, claims=lambda ref: ref.group == "" and ref.kind == "Secret")]
 
 
 def check_secret_overrides(overrides, where):

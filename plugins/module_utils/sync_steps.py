@@ -30,7 +30,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.engine import En
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
     check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results, secret_view,
-    secrets_owner)
+    secrets_legacy_owners, secrets_owner)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
@@ -343,7 +343,7 @@ def failed_report(plan, cluster, err):
 
 def _propagate_secrets(client, management_client, namespace, cluster, cluster_labels, create_namespace, check_mode,
                        diff, details):
-    owner = secrets_owner(namespace)
+    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
     try:
         store = FederationStore(management_client)
         labels = dict((str(k), str(v)) for k, v in (cluster_labels or {}).items())
@@ -353,10 +353,10 @@ def _propagate_secrets(client, management_client, namespace, cluster, cluster_la
         manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), project.federated_secrets,
                                                          project.secrets)
         project.secrets.clear()
-        propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
+        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
         allow_empty = check_empty_propagation(project, cluster, manifests, propagated)
         options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
-                              create_namespace=create_namespace, check_mode=check_mode)
+                              create_namespace=create_namespace, check_mode=check_mode, legacy_owners=legacy_owners)
         engine = Engine(client, options)
         try:
             result = engine.sync(manifests)

@@ -42,12 +42,17 @@ options:
       - Identity of the set of objects this call manages, for example C(gitops/<namespace>/<source>).
       - Objects are labelled C(gitops.federation/owner) (a readable form or a digest of the id) and annotated
         with the exact id; prune and teardown check both.
+      - An object that already carries another owner's annotation is refused (two owners must not declare the
+        same object); objects without an owner are adopted.
     type: str
     required: true
   namespace:
     description:
       - The project namespace. Namespaced objects without a namespace are placed here; the inventory is
         stored here.
+      - The owner's inventory is found in whichever namespace it is (one LIST across namespaces, or a GET here when
+        the credentials may not list across namespaces). When it is elsewhere (the target namespace changed), it
+        is moved here and the objects it lists in the old namespace are pruned; a teardown finds it wherever it is.
     type: str
     required: true
   manifests:
@@ -286,10 +291,19 @@ change_set:
       name: podinfo
       action: configured
 counts:
-  description: Number of objects per action (created, configured, unchanged, pruned, deleted, skipped, orphaned, failed).
+  description:
+    - Number of objects per action (created, configured, recreated, unchanged, pruned, deleted, skipped, orphaned,
+      failed). C(recreated) objects were deleted and created again because an immutable field changed and they
+      are annotated C(gitops.federation/force=enabled).
   returned: always
   type: dict
-  sample: {created: 0, configured: 1, unchanged: 7, pruned: 0, deleted: 0, skipped: 0, orphaned: 0, failed: 0}
+  sample: {created: 0, configured: 1, recreated: 0, unchanged: 7, pruned: 0, deleted: 0, skipped: 0, orphaned: 0,
+           failed: 0}
+msg:
+  description: With O(state=absent), what the teardown did, and where the owner's inventory was found (or that none was).
+  returned: when O(state=absent)
+  type: str
+  sample: deleted 3 objects of gitops/team-a/podinfo (inventory team-a-eu/gitops-inventory-gitops.team-a.podinfo-1a2b3c4d)
 summary:
   description: The counts as one line.
   returned: always
@@ -430,6 +444,15 @@ def run_module(module):
         module.fail_json(msg=err.msg, **returned)
     if params["lease"]:
         returned["lease_renewals"] = keeper.renewals
+    if params["state"] == "absent":
+        # Said plainly, so a teardown that found nothing is not reported as one that deleted something.
+        counts = returned["counts"]
+        if result.found:
+            returned["msg"] = "%s %d object%s of %s (inventory %s)" % (
+                "would delete" if module.check_mode else "deleted", counts["deleted"],
+                "" if counts["deleted"] == 1 else "s", params["owner"], ", ".join(result.found))
+        else:
+            returned["msg"] = "no inventory of %s on this cluster: nothing to delete" % params["owner"]
     module.exit_json(**returned)
 
 

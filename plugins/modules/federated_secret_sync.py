@@ -16,7 +16,8 @@ description:
     O(management)), builds the Secrets placed on the attached cluster O(cluster) (the management Secret's data,
     the template's labels, annotations and type, and that cluster's overrides), and reconciles them into the
     project namespace of the attached cluster (the module's connection options) with the apply engine of
-    M(gitops.federation.cluster_sync), under the owner C(gitops/<namespace>/federated-secrets).
+    M(gitops.federation.cluster_sync), under the owner C(gitops-secrets/<namespace>) (Secrets and inventories
+    of the owner C(gitops/<namespace>/federated-secrets) used by earlier releases are migrated on the first run).
   - So a Secret appears on each cluster it is placed on, follows updates, and is pruned from a cluster when it
     is no longer placed there or its FederatedSecret is deleted.
   - Secret values travel from one cluster to the other inside this module only; they never appear in
@@ -182,7 +183,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.cluster_module i
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results, secrets_owner)
+    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results,
+    secrets_legacy_owners, secrets_owner)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import FederationStore
 from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
@@ -214,7 +216,7 @@ def argspec():
 def run_module(module):
     params = module.params
     namespace, cluster = params["namespace"], params["cluster"]
-    owner = secrets_owner(namespace)
+    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
     placed, manifests, allow_empty = [], [], True
     client = cluster_client(module, name=cluster)
     if params["state"] == "present":
@@ -222,10 +224,11 @@ def run_module(module):
         project = read_project_secrets(store, namespace)
         inventory_cluster = InventoryCluster(cluster, dict((str(k), str(v)) for k, v in params["cluster_labels"].items()))
         manifests, placed = secret_manifests_for_cluster(inventory_cluster, project.federated_secrets, project.secrets)
-        propagated = len(Inventory.read(client, owner, namespace).entries) if not manifests else 0
+        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
         allow_empty = check_empty_propagation(project, cluster, manifests, propagated, params["allow_empty"])
     options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
-                          create_namespace=params["create_namespace"], check_mode=module.check_mode)
+                          create_namespace=params["create_namespace"], check_mode=module.check_mode,
+                          legacy_owners=legacy_owners)
     engine = Engine(client, options)
     try:
         result = engine.sync(manifests) if params["state"] == "present" else engine.teardown()

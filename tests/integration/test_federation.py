@@ -495,7 +495,7 @@ def test_info_resolves_placement_by_selector_and_overrides_per_cluster(crds_inst
     assert [s["name"] for s in only["sources"]] == ["second"]
     secret = info["secrets"][0]
     assert secret["placed"] == ["cluster-2"] and secret["data_keys"] == ["password", "username"]
-    assert info["secrets_owner"] == f"gitops/{namespace}/federated-secrets"
+    assert info["secrets_owner"] == f"gitops-secrets/{namespace}"
 
 
 def test_info_reports_a_broken_override_as_a_source_error(crds_installed, management, namespace):
@@ -568,7 +568,7 @@ def test_secret_propagation_follows_placement_updates_and_overrides(crds_install
     assert on2["data"] == {"username": b64("deploy"), "password": b64(PASSWORD)} == on3["data"]
     assert on2["metadata"]["labels"]["team"] == "a" and "region" not in on2["metadata"]["labels"]
     assert on3["metadata"]["labels"]["region"] == "us"
-    assert on3["metadata"]["annotations"]["gitops.federation/owner"] == f"gitops/{namespace}/federated-secrets"
+    assert on3["metadata"]["annotations"]["gitops.federation/owner"] == f"gitops-secrets/{namespace}"
     assert get_or_none(admin_clients[cluster3.name], "v1", "Secret", "only-two", namespace) is None
 
     again = propagate(management, cluster3, namespace, labels["cluster-3"])

@@ -118,3 +118,72 @@ def test_drift_of_asks_the_server_only_when_owned_fields_differ():
     assert len(calls) == 2
     # Another manager's owned fields are not ours: the same live object drifts for it.
     assert drift_of(DESIRED, live(), dry_run(changed), manager="someone-else") is changed
+
+
+def with_resources(obj, container_resources):
+    obj = json.loads(json.dumps(obj))
+    obj["spec"]["template"]["spec"]["containers"][0]["resources"] = container_resources
+    return obj
+
+
+RESOURCE_FIELDS = json.loads(json.dumps(FIELDS))
+RESOURCE_FIELDS["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}']["f:resources"] = {
+    "f:limits": {"f:cpu": {}, "f:memory": {}}, "f:requests": {"f:cpu": {}}}
+
+
+def live_with_resources(resources):
+    obj = with_resources(live(), resources)
+    obj["metadata"]["managedFields"][0]["fieldsV1"] = RESOURCE_FIELDS
+    return obj
+
+
+def test_quantities_the_server_normalises_are_not_drift():
+    desired = with_resources(DESIRED, {"limits": {"cpu": 0.5, "memory": "1Gi"}, "requests": {"cpu": "100m"}})
+    stored = live_with_resources({"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "100m"}})
+    assert apply_is_noop(desired, stored)
+    desired = with_resources(DESIRED, {"limits": {"cpu": 1, "memory": "1024Mi"}, "requests": {"cpu": "1e-1"}})
+    assert apply_is_noop(desired, live_with_resources({"limits": {"cpu": "1", "memory": "1Gi"},
+                                                       "requests": {"cpu": "100m"}}))
+
+
+def test_a_changed_quantity_is_drift():
+    desired = with_resources(DESIRED, {"limits": {"cpu": 0.6, "memory": "1Gi"}, "requests": {"cpu": "100m"}})
+    assert not apply_is_noop(desired, live_with_resources({"limits": {"cpu": "500m", "memory": "1Gi"},
+                                                           "requests": {"cpu": "100m"}}))
+
+
+def test_quantity_equality_applies_only_to_quantity_fields_of_builtin_kinds():
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"cpu": "0.5"}}
+    stored = dict(cm, metadata={"name": "c", "managedFields": [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:data": {"f:cpu": {}}}}]}, data={"cpu": "500m"})
+    assert not apply_is_noop(cm, stored)
+    custom = with_resources(dict(DESIRED, apiVersion="example.com/v1"), {"limits": {"cpu": 0.5}})
+    custom_live = live_with_resources({"limits": {"cpu": "500m"}})
+    custom_live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][
+        'k:{"name":"web"}']["f:resources"] = {"f:limits": {"f:cpu": {}}}
+    assert not apply_is_noop(custom, custom_live)
+
+
+def test_status_never_counts():
+    desired = json.loads(json.dumps(DESIRED))
+    desired["status"] = {}
+    assert apply_is_noop(desired, live(**{"status": {"replicas": 9}}))
+
+
+def test_after_a_dry_run_only_what_we_own_counts():
+    """A status or another manager's field that changed between the read and the dry run is not drift."""
+    before = live(**{"spec.replicas": 5})
+    after = live(**{"spec.replicas": 5, "status": {"replicas": 5, "readyReplicas": 5}})
+    after["spec"]["paused"] = True  # someone else's field
+    assert drift_of(DESIRED, before, lambda: after) is None
+    mine = live(**{"spec.replicas": 2})
+    assert drift_of(DESIRED, before, lambda: mine) is mine
+
+
+def test_parse_quantity():
+    from ansible_collections.gitops.federation.plugins.module_utils.drift import parse_quantity
+    assert parse_quantity("500m") == parse_quantity(0.5) == parse_quantity("0.5")
+    assert parse_quantity("1Gi") == parse_quantity("1024Mi") == parse_quantity(2 ** 30)
+    assert parse_quantity("1e3") == parse_quantity("1k") == parse_quantity(1000)
+    assert parse_quantity("1E") == 10 ** 18
+    assert parse_quantity("abc") is None and parse_quantity(True) is None and parse_quantity("1 Gi") is None
