@@ -63,8 +63,8 @@ DELETED = "Deleted"
 UNREACHABLE = "Unreachable"
 RESULT_STATUSES = (APPLIED, FAILED, SUSPENDED, DELETED, UNREACHABLE)
 
-COUNT_KEYS = ("created", "configured", "unchanged", "pruned", "deleted", "skipped", "orphaned", "failed")
-WRITE_COUNTS = ("created", "configured", "pruned", "deleted")
+COUNT_KEYS = ("created", "configured", "recreated", "unchanged", "pruned", "deleted", "skipped", "orphaned", "failed")
+WRITE_COUNTS = ("created", "configured", "recreated", "pruned", "deleted")
 
 PROPAGATION = "Propagation"
 READY = "Ready"

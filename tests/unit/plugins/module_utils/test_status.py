@@ -13,6 +13,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.status import (
     find_condition,
     normalize_results,
     status_changed,
+    writes,
 )
 
 T0, T1, T2 = "2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", "2024-05-01T12:00:00Z"
@@ -203,6 +204,13 @@ def test_source_status_tracks_the_artifact():
 def test_counts_phrase():
     assert counts_phrase({"created": 2, "configured": 1, "unchanged": 5}) == "created 2, configured 1, unchanged 5"
     assert counts_phrase({"unchanged": 0}) == "no objects"
+
+
+def test_a_recreated_object_is_counted_and_is_a_write():
+    counts = {"recreated": 1, "unchanged": 4}
+    assert normalize_results([{"cluster": "a", "status": "Applied", "counts": counts}])[0]["counts"] == counts
+    assert counts_phrase(counts) == "recreated 1, unchanged 4"
+    assert writes(counts) == 1
 
 
 def test_a_resumed_source_synced_again_is_propagated_and_ready():
