@@ -42,7 +42,7 @@ class SyncRecord:
 
 
 def record_sync(client, kind, namespace, name, results, placed=None, revision=None, suspended=False,
-                observed_generation=None, source_error=None, check_mode=False, now=None):
+                observed_generation=None, source_error=None, check_mode=False, now=None, cause=None):
     """Write one sync's per-cluster results into the object's status and emit its Events."""
     if kind not in RECORDABLE_KINDS:
         raise FederationError("kind must be one of %s, got %s" % (", ".join(RECORDABLE_KINDS), kind))
@@ -87,6 +87,8 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
     recorder = EventRecorder(client, obj, check_mode)
     for event_type, reason, message in events_for_results(normalized, (record.previous_status or {}).get("clusters"),
                                                           kind, name):
+        if cause and reason in ("Applied", "Failed"):
+            message = "%s [%s]" % (message, cause)
         recorder.emit(event_type, reason, message, now)
     if track_revision:
         _record_source(store, client, obj, namespace, revision, source_error, check_mode, now, record, recorder)

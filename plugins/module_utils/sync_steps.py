@@ -404,9 +404,10 @@ def _sync_source(client, item, objects, create_namespace, force_conflicts, check
 # -- step 3: record -------------------------------------------------------------------------------------------
 
 
-def record(client, plan, reports, hosts, check_mode=False):
+def record(client, plan, reports, hosts, check_mode=False, trigger=None):
     """Step 3. Returns dict(changed, recorded, failures, released)."""
     recorded, changed = [], False
+    cause = trigger_phrase(trigger)
     for entry in plan.get("sources") or []:
         if entry.get("terminating") or not entry.get("record"):
             continue
@@ -415,7 +416,7 @@ def record(client, plan, reports, hosts, check_mode=False):
                               placed=entry.get("placed"), revision=entry.get("revision") or None,
                               suspended=entry.get("suspended", False),
                               observed_generation=entry.get("generation") or None,
-                              source_error=entry.get("error") or None, check_mode=check_mode)
+                              source_error=entry.get("error") or None, check_mode=check_mode, cause=cause)
         changed = changed or outcome.changed
         recorded.append(dict(kind=FEDERATED_KUSTOMIZATION, key=entry["key"], changed=outcome.changed,
                              events=outcome.events))
@@ -434,6 +435,22 @@ def record(client, plan, reports, hosts, check_mode=False):
         shutil.rmtree(plan["scratch_dir"], ignore_errors=True)
     return dict(changed=changed, recorded=recorded, released=released,
                 failures=sync_run.failures(plan, reports, hosts))
+
+
+def trigger_phrase(trigger):
+    """'push of refs/heads/main at 1a2b3c4 (gitea delivery 42)': what started a run, for its Events; None without."""
+    if not trigger:
+        return None
+    kind = str(trigger.get("kind") or "trigger")
+    phrase = kind
+    if trigger.get("ref"):
+        phrase += " of %s" % trigger["ref"]
+    if trigger.get("commit"):
+        phrase += " at %s" % str(trigger["commit"])[:12]
+    extra = " ".join(str(trigger[k]) for k in ("scm",) if trigger.get(k))
+    if trigger.get("delivery"):
+        extra = (extra + " delivery %s" % trigger["delivery"]).strip()
+    return "%s (%s)" % (phrase, extra) if extra else phrase
 
 
 def release(client, plan, check_mode=False):

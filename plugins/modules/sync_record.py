@@ -56,6 +56,14 @@ options:
         found there triggers a rediscovery), so the modules of one run discover each cluster once.
       - Without it, every run of the module discovers anew.
     type: path
+  trigger:
+    description:
+      - >-
+        What started this run, named in the Events of every source it synced, for the audit trail (for example
+        a push delivered by the SCM webhook, C({kind: push, ref: refs/heads/main, commit: <sha>, delivery: <id>,
+        scm: gitea}), as the C(sync_on_push) role passes it through C(gitops_trigger)).
+      - Only C(kind), C(ref), C(commit), C(delivery) and C(scm) are used.
+    type: dict
 seealso:
   - module: gitops.federation.sync_plan
   - module: gitops.federation.cluster_reconcile
@@ -104,14 +112,15 @@ def argspec():
         cache_dir=dict(type="path"),
         reports=dict(type="dict", default={}),
         hosts=dict(type="list", elements="str", default=[]),
+        trigger=dict(type="dict"),
     )
 
 
 def run_module(module):
     params = module.params
     client = sync_client(auth_from_params(params), "management", params["cache_dir"])
-    module.exit_json(**record(client, params["plan"], params["reports"],
-                              params["hosts"], check_mode=module.check_mode))
+    module.exit_json(**record(client, params["plan"], params["reports"], params["hosts"],
+                              check_mode=module.check_mode, trigger=params["trigger"]))
 
 
 def main():

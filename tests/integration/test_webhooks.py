@@ -237,6 +237,9 @@ def test_a_push_to_gitea_is_applied_on_both_clusters_and_in_status(world):
     for cluster in status["clusters"]:
         assert commit in cluster["revision"], cluster
     assert any(commit in message for _, message in world.applied_events())
+    # The audit trail names what started the sync: the push, its commit and the SCM's delivery.
+    assert any("[push of " in message and " at %s (gitea delivery " % commit[:12] in message
+               for _, message in world.applied_events()), world.applied_events()
     text = world.log()
     assert world.secret not in text and world.gitea.password not in text
     print("push-to-applied latency (2 attached clusters): %.1fs" % latency)

@@ -2,7 +2,7 @@
 
 from ansible_collections.gitops.federation.plugins.module_utils import sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import bundle_path, failed_report
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import bundle_path, failed_report, trigger_phrase
 
 
 def test_bundles_are_kept_per_management_cluster():
@@ -40,3 +40,10 @@ def test_failures_name_a_cluster_whose_run_lost_its_leases_while_it_worked():
     reports = {"c1": dict(sources={}, secrets={}, lease_lost=lost)}
     assert sync_run.failures(plan(), reports, ["c1"]) == [
         "c1: source team-a/app: Lease team-a/gitops-sync-app was taken by another run"]
+
+
+def test_the_trigger_of_a_run_reads_as_a_phrase_for_its_events():
+    push = dict(kind="push", ref="refs/heads/main", commit="1a2b3c4d5e6f7a8b9c0d", delivery="42", scm="gitea")
+    assert trigger_phrase(push) == "push of refs/heads/main at 1a2b3c4d5e6f (gitea delivery 42)"
+    assert trigger_phrase(dict(kind="schedule")) == "schedule"
+    assert trigger_phrase(None) is None and trigger_phrase({}) is None
