@@ -138,7 +138,9 @@ options:
             description: The value for V(add) and V(replace).
             type: raw
 notes:
-  - The credential options are C(no_log); so are O(data) and O(string_data). Their values are masked in all output.
+  - The credential options are C(no_log) except O(username), which is not secret and, masked, would blank out every
+    occurrence of a short name such as C(git) in unrelated output; O(data) and O(string_data) are C(no_log) too.
+    Their values are masked in all output.
 seealso:
   - module: gitops.federation.gitops_source
   - module: gitops.federation.federated_secret_sync
