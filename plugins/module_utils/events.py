@@ -136,11 +136,11 @@ def _events_per_result(results, previous_entries, kind, name):
                 events.append(((NORMAL, "Pruned", event_message("Pruned", cluster, counts, revision, None, kind, name)),
                                result))
         elif state == FAILED:
-            events.append(((WARNING, "Failed", event_message("Failed", cluster, counts, revision, result.get("message"),
-                                                            kind, name)), result))
+            message = event_message("Failed", cluster, counts, revision, result.get("message"), kind, name)
+            events.append(((WARNING, "Failed", message), result))
         elif state == UNREACHABLE:
-            events.append(((WARNING, "Failed", event_message("Unreachable", cluster, counts, revision,
-                                                            result.get("message"), kind, name)), result))
+            message = event_message("Unreachable", cluster, counts, revision, result.get("message"), kind, name)
+            events.append(((WARNING, "Failed", message), result))
         elif state == SUSPENDED:
             if before is None or before.get("status") != SUSPENDED:
                 events.append(((NORMAL, "Suspended", event_message(

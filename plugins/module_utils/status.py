@@ -301,8 +301,9 @@ def build_conditions(previous_conditions, entries, placed, now, generation=None,
                 for ctype in (PROPAGATION, READY)]
     what = "%s %s" % (subject, revision) if revision else subject
     if placed:
-        message = shorten("%s applied to %d cluster%s: %s" % (what, len(placed), "" if len(placed) == 1 else "s",
-                                                               _names(list(placed))), MAX_CONDITION_MESSAGE)
+        plural = "" if len(placed) == 1 else "s"
+        message = shorten("%s applied to %d cluster%s: %s" % (what, len(placed), plural, _names(list(placed))),
+                          MAX_CONDITION_MESSAGE)
     else:
         message = "placed on no cluster"
     propagation = set_condition(previous_conditions, PROPAGATION, "True", PROPAGATED, message, now, generation)

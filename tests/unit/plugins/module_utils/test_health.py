@@ -208,8 +208,8 @@ def pod(phase, ready=None, waiting=None, **extra):
     if ready is not None:
         with_conditions(obj, ("Ready", ready))
     if waiting:
-        obj["status"]["containerStatuses"] = [{"name": "app", "state": {"waiting": {"reason": waiting,
-                                                                                   "message": "back-off 40s"}}}]
+        waiting_state = {"reason": waiting, "message": "back-off 40s"}
+        obj["status"]["containerStatuses"] = [{"name": "app", "state": {"waiting": waiting_state}}]
     return obj
 
 
