@@ -63,7 +63,7 @@ def _parse(text, field="time"):
     """A Lease time as an aware datetime; None when unset; LeaseTimeError when unparsable."""
     if not text:
         return None
-    match = _TIME.match(str(text).strip())
+    match, moment = _TIME.match(str(text).strip()), None
     if match:
         try:
             moment = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")

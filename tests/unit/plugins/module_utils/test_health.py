@@ -1,3 +1,5 @@
+# pylint: disable=repeated-keyword  # dict(full, key=...) variants of one status are the point of these tests
+
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError

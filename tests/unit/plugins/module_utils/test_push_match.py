@@ -1,3 +1,5 @@
+# pylint: disable=disallowed-name  # "_" for values a test unpacks and ignores
+
 import os
 
 import pytest
