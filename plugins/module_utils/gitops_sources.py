@@ -75,8 +75,9 @@ def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=
                     health_checks=None, substitute=None, placement=None, overrides=None, live_suspend=None):
     """The FederatedGitRepository and FederatedKustomization of a source, from module options.
 
-    suspend None keeps the live value (live_suspend), so a playbook that does not mention suspend never
-    resumes a source an operator suspended with kubectl.
+    suspend None keeps a live suspension (live_suspend true), so a playbook that does not mention suspend never
+    resumes a source an operator suspended with kubectl. A live false is not carried over: the CRD defaults it,
+    and claiming the defaulted field would make every second run report a change.
     """
     ref = dict((k, v) for k, v in (ref or {}).items() if v is not None)
     if len(ref) > 1:
@@ -100,7 +101,7 @@ def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=
     if path is not None:
         kustomization_spec["path"] = path
     if suspend is None:
-        suspend = live_suspend
+        suspend = True if live_suspend else None
     if suspend is not None:
         kustomization_spec["suspend"] = bool(suspend)
     if target_namespace:

@@ -41,6 +41,8 @@ def test_suspend_not_given_keeps_the_live_value():
     assert pair(live_suspend=True)[1]["spec"]["template"]["spec"]["suspend"] is True
     assert pair(suspend=False, live_suspend=True)[1]["spec"]["template"]["spec"]["suspend"] is False
     assert "suspend" not in pair(live_suspend=None)[1]["spec"]["template"]["spec"]
+    # A live false is the CRD default: not claimed, so the next run does not see an ownership change.
+    assert "suspend" not in pair(live_suspend=False)[1]["spec"]["template"]["spec"]
 
 
 def test_overrides_are_routed_to_the_object_they_patch():
