@@ -578,12 +578,13 @@ class Engine:
                         "%s: %s" % (r["subject"], r["message"]) for r in failed), health=report,
                         **self._partial_details())
                 return report
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # the last look was at the deadline: the wait did last wait_timeout
                 raise FederationError("timed out after %ss waiting for %d object%s to become ready: %s" % (
                     self.options.wait_timeout, len(waiting), "" if len(waiting) == 1 else "s",
                     "; ".join("%s: %s" % (r["subject"], r["message"]) for r in waiting)),
                     health=report, **self._partial_details())
-            time.sleep(delay)
+            time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, 5)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -75,9 +75,9 @@ def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=
                     health_checks=None, substitute=None, placement=None, overrides=None, live_suspend=None):
     """The FederatedGitRepository and FederatedKustomization of a source, from module options.
 
-    suspend None keeps a live suspension (live_suspend true), so a playbook that does not mention suspend never
-    resumes a source an operator suspended with kubectl. A live false is not carried over: the CRD defaults it,
-    and claiming the defaulted field would make every second run report a change.
+    suspend None keeps the live value we set (live_suspend: see owned_suspend), so a playbook that does not
+    mention suspend never resumes a source it suspended; a suspension an operator made with kubectl is owned by
+    kubectl's field manager and stays as it is because we do not apply the field at all.
     """
     ref = dict((k, v) for k, v in (ref or {}).items() if v is not None)
     if len(ref) > 1:
@@ -101,7 +101,7 @@ def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=
     if path is not None:
         kustomization_spec["path"] = path
     if suspend is None:
-        suspend = True if live_suspend else None
+        suspend = live_suspend
     if suspend is not None:
         kustomization_spec["suspend"] = bool(suspend)
     if target_namespace:
@@ -131,6 +131,21 @@ def _text(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def owned_suspend(kustomization, manager):
+    """The live spec.template.spec.suspend when manager set it (server-side apply), else None.
+
+    A value another manager set (kubectl patch) or the CRD defaulted is not ours to carry over: applying it would
+    claim the field, which the drift check rightly counts as a change.
+    """
+    for entry in ((kustomization or {}).get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        fields = (((entry.get("fieldsV1") or {}).get("f:spec") or {}).get("f:template") or {}).get("f:spec") or {}
+        if "f:suspend" in fields:
+            return (((kustomization.get("spec") or {}).get("template") or {}).get("spec") or {}).get("suspend")
+    return None
 
 
 def applied_clusters(kustomization):

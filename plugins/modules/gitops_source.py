@@ -283,8 +283,9 @@ suspended:
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore, spec_view)
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import applied_clusters, desired_objects
+    CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore, spec_view)
+from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
+    applied_clusters, desired_objects, owned_suspend)
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 
 OVERRIDE_OPTIONS = dict(
@@ -373,7 +374,8 @@ def run_module(module):
             target_namespace=params["target_namespace"], health_checks=params["health_checks"],
             substitute=params["substitute"],
             placement=placement_from_options(params["clusters"], params["cluster_selector"]),
-            overrides=overrides_from_options(params["overrides"]), live_suspend=live_spec.get("suspend"))
+            overrides=overrides_from_options(params["overrides"]),
+            live_suspend=owned_suspend(live_kustomization, CONFIG_FIELD_MANAGER))
         if params["secret"] and store.get(FEDERATED_SECRET, namespace, params["secret"]) is None:
             module.warn("GitOps source %s/%s uses secret %s, but FederatedSecret %s/%s does not exist (yet)"
                         % (namespace, name, params["secret"], namespace, params["secret"]))

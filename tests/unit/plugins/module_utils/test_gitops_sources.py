@@ -7,6 +7,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources i
     applied_clusters,
     desired_objects,
     duration_seconds,
+    owned_suspend,
     source_view,
 )
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
@@ -41,8 +42,18 @@ def test_suspend_not_given_keeps_the_live_value():
     assert pair(live_suspend=True)[1]["spec"]["template"]["spec"]["suspend"] is True
     assert pair(suspend=False, live_suspend=True)[1]["spec"]["template"]["spec"]["suspend"] is False
     assert "suspend" not in pair(live_suspend=None)[1]["spec"]["template"]["spec"]
-    # A live false is the CRD default: not claimed, so the next run does not see an ownership change.
-    assert "suspend" not in pair(live_suspend=False)[1]["spec"]["template"]["spec"]
+
+
+def test_only_a_suspend_value_we_applied_is_carried_over():
+    def live(manager, operation="Apply", suspend=True):
+        fields = {"f:spec": {"f:template": {"f:spec": {"f:suspend": {}}}}}
+        return {"metadata": {"managedFields": [{"manager": manager, "operation": operation, "fieldsV1": fields}]},
+                "spec": {"template": {"spec": {"suspend": suspend}}}}
+    assert owned_suspend(live("gitops-federation-config"), "gitops-federation-config") is True
+    assert owned_suspend(live("gitops-federation-config", suspend=False), "gitops-federation-config") is False
+    assert owned_suspend(live("kubectl-patch", "Update"), "gitops-federation-config") is None
+    defaulted = {"metadata": {"managedFields": []}, "spec": {"template": {"spec": {"suspend": False}}}}
+    assert owned_suspend(defaulted, "gitops-federation-config") is None
 
 
 def test_overrides_are_routed_to_the_object_they_patch():
