@@ -32,6 +32,13 @@ AUTH_ARG_SPEC = dict(
 
 AUTH_OPTION_NAMES = tuple(AUTH_ARG_SPEC)
 
+# The suboptions of a ``management`` option: the same connection options for the management cluster, without
+# aliases. auth_from_params completes them from K8S_AUTH_* by the same rule as a task's own options: C(context)
+# alone takes the kubeconfig file from K8S_AUTH_KUBECONFIG; C(kubeconfig) or C(host) read no environment, so a
+# host or token exported for another cluster never joins them.
+MANAGEMENT_ARG_SPEC = dict((name, dict((k, v) for k, v in spec.items() if k != "aliases"))
+                           for name, spec in AUTH_ARG_SPEC.items())
+
 # Option -> environment variable (kubernetes.core's names).
 ENVIRONMENT_VARIABLES = dict(
     kubeconfig="K8S_AUTH_KUBECONFIG",

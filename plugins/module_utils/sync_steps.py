@@ -476,18 +476,3 @@ def sync_client(auth, name, cache_dir=None):
 
     cache = DiscoveryCache(os.path.join(cache_dir, "discovery")) if cache_dir else None
     return ClusterClient(auth, name=name, discovery_cache=cache)
-
-
-def management_argspec():
-    """Options of the management cluster's connection (suboptions of ``management``), same names as the module's.
-
-    Of the K8S_AUTH_* environment fallbacks only the kubeconfig file is kept: a host, token or context from the
-    environment belongs to the cluster the task runs for (as in federated_secret_sync).
-    """
-    from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC
-
-    options = {}
-    for name, spec in AUTH_ARG_SPEC.items():
-        options[name] = dict((k, v) for k, v in spec.items()
-                             if k != "aliases" and (k != "fallback" or name == "kubeconfig"))
-    return options

@@ -146,11 +146,11 @@ api_requests:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
-    failed_report, management_argspec, reconcile, sync_client)
+    failed_report, reconcile, sync_client)
 
 
 class _LazyClient:
@@ -175,7 +175,7 @@ def argspec():
         cluster_labels=dict(type="dict", default={}),
         create_namespace=dict(type="bool", default=True),
         force_conflicts=dict(type="bool", default=True),
-        management=dict(type="dict", required=True, options=management_argspec()),
+        management=dict(type="dict", required=True, options=MANAGEMENT_ARG_SPEC),
     )
 
 

@@ -334,7 +334,7 @@ api_requests:
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
     cluster_client, cluster_module, sync_return)
@@ -375,21 +375,8 @@ def argspec():
             holder=dict(type="str", required=True),
             duration=dict(type="int", default=900),
         )),
-        management=dict(type="dict", options=management_options()),
+        management=dict(type="dict", options=MANAGEMENT_ARG_SPEC),
     )
-
-
-def management_options():
-    """The connection options for the management cluster: same names, no environment fallback but the kubeconfig.
-
-    (As in federated_secret_sync: a host, token or context from the environment belongs to the cluster the
-    task runs for.)
-    """
-    options = {}
-    for name, spec in AUTH_ARG_SPEC.items():
-        options[name] = dict((k, v) for k, v in spec.items()
-                             if k != "aliases" and (k != "fallback" or name == "kubeconfig"))
-    return options
 
 
 def lease_keeper(params):

@@ -176,7 +176,7 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
     cluster_client, cluster_module, sync_return)
@@ -190,20 +190,9 @@ from ansible_collections.gitops.federation.plugins.module_utils.inventory import
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 
 
-def management_options():
-    """The connection options again, for the management cluster: same names, no aliases.
-
-    The K8S_AUTH_* environment completes them by the same rule as the task's own options
-    (auth_options.auth_from_params): C(context) alone takes the kubeconfig file from K8S_AUTH_KUBECONFIG (one
-    kubeconfig with a context per cluster, as an AWX credential injects it); C(kubeconfig) or C(host) read no
-    environment, so a host or token exported for another cluster never joins them.
-    """
-    return dict((name, dict((k, v) for k, v in spec.items() if k != "aliases")) for name, spec in AUTH_ARG_SPEC.items())
-
-
 def argspec():
     return dict(
-        management=dict(type="dict", required=True, options=management_options()),
+        management=dict(type="dict", required=True, options=MANAGEMENT_ARG_SPEC),
         namespace=dict(type="str", required=True),
         cluster=dict(type="str", required=True),
         cluster_labels=dict(type="dict", default={}),
