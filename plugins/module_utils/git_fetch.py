@@ -468,6 +468,23 @@ class GitSource:
                 checkout = self._sync(kind, value)
             yield checkout
 
+    def resolve(self, ref=None):
+        """(revision, commit) that ``ref`` points at on the remote now, with one ``git ls-remote`` (the access
+        proof every run makes), without touching the cached clone. ``commit`` is None when it cannot be known
+        without the clone: an abbreviated commit ref."""
+        kind, value = normalize_ref(ref)
+        self._deadline = time.monotonic() + self.timeout
+        try:
+            os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
+        except OSError as err:
+            raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
+        remove_stale_credential_dirs(self.tmp_dir)
+        with self._credential_env():
+            ref_name, commit, ref_type = self._resolve_remote(kind, value)
+        if ref_type == "commit":
+            commit = value.lower() if re.match(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", value) else None
+        return (format_revision(ref_name, commit) if commit else None), commit
+
     # -- ref resolution ---------------------------------------------------------------------------------
 
     def _ls_remote(self, option, *patterns):

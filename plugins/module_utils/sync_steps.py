@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.gitops.federation.plugins.module_utils import sync_run
+from ansible_collections.gitops.federation.plugins.module_utils import render_cache, sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
@@ -135,8 +135,7 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
     """Fetch and render each job (loop-result-shaped outcomes with revision and bundle)."""
     # Imported here: only this step fetches and renders (the other steps do not pay for these imports).
     from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
-    from ansible_collections.gitops.federation.plugins.module_utils.render import (
-        bundle_changed, digest, dump_bundle, render_directory, write_bundle)
+    from ansible_collections.gitops.federation.plugins.module_utils.render import bundle_changed, digest, write_bundle
 
     results, warnings, rendered = [], [], {}
     for job in jobs:
@@ -153,20 +152,13 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
             same = (render.get("url"), repr(render.get("ref")), render.get("path"), repr(render.get("substitute")),
                     render.get("ignore"), render.get("secret"), job["namespace"])
             if same in rendered:
-                checkout_revision, text = rendered[same]
+                checkout_revision, text, key = rendered[same]
             else:
                 source = GitSource(render.get("url"), GitCredentials.from_secret_data(data or {}),
                                    cache_dir=git_options.get("cache_dir"), timeout=timeout,
                                    allow_local_urls=bool(git_options.get("allow_local_urls")))
-                with source.checkout(render.get("ref") or None) as checkout:
-                    result = render_directory(checkout.path, render.get("path") or ".",
-                                              substitute=render.get("substitute") or None,
-                                              kustomize_path=git_options.get("kustomize_path"), timeout=timeout,
-                                              ignore=render.get("ignore"))
-                if checkout.rebuilt_because:
-                    warnings.append("the git cache %s was rebuilt because %s" % (checkout.path, checkout.rebuilt_because))
-                checkout_revision, text = checkout.revision, dump_bundle(result.objects)
-                rendered[same] = (checkout_revision, text)
+                checkout_revision, text, key = _render_once(source, render, dest, git_options, check_mode, warnings)
+                rendered[same] = (checkout_revision, text, key)
             if check_mode:
                 changed = bundle_changed(text, dest)
                 # The bundle goes to this run's scratch directory (removed by the record step), not the cache.
@@ -176,11 +168,41 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
                 write_bundle(text, dest)
             else:
                 changed = write_bundle(text, dest)
+                if key:
+                    render_cache.write_stamp(dest, key, checkout_revision, text)
+                else:
+                    render_cache.forget(dest)
             results.append(dict(item=job, changed=changed, revision=checkout_revision, bundle=dest,
                                 digest=digest(text)))
         except FederationError as err:
             results.append(_Failure(job, err.msg))
     return results, warnings
+
+
+def _render_once(source, render, dest, git_options, check_mode, warnings):
+    """(revision, bundle text, stamp key or None): the bundle on disk when it was rendered from the same
+    inputs and the ref still points at its commit (render_cache.py), else a checkout and a render."""
+    from ansible_collections.gitops.federation.plugins.module_utils.render import dump_bundle, render_directory
+
+    ref = render.get("ref") or None
+    key = commit = None
+    if not check_mode:
+        # One ls-remote: the access proof every run makes, and the commit the ref points at now.
+        revision, commit = source.resolve(ref)
+        if commit:
+            key = render_cache.stamp_key(commit, render, git_options.get("kustomize_path"))
+            cached = render_cache.cached_render(dest, key)
+            if cached:
+                return revision, cached[1], key
+    with source.checkout(ref) as checkout:
+        result = render_directory(checkout.path, render.get("path") or ".",
+                                  substitute=render.get("substitute") or None,
+                                  kustomize_path=git_options.get("kustomize_path"), timeout=source.timeout,
+                                  ignore=render.get("ignore"))
+    if checkout.rebuilt_because:
+        warnings.append("the git cache %s was rebuilt because %s" % (checkout.path, checkout.rebuilt_because))
+    # The ref may have moved between ls-remote and fetch: stamp only a render of the commit the key names.
+    return checkout.revision, dump_bundle(result.objects), key if checkout.commit == commit else None
 
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
