@@ -103,6 +103,33 @@ def objects(n, value="v0"):
     return out
 
 
+def large_crd(group, index):
+    """A CRD with a large schema (about 200 properties in nested objects), like operators ship."""
+    fields = dict(("field%03d" % f, {"type": "string", "description": "Setting %d of the operator's spec. " % f * 3})
+                  for f in range(40))
+    sections = dict(("section%d" % s, {"type": "object", "properties": fields}) for s in range(5))
+    kind = "Thing%d" % index
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "thing%ds.%s" % (index, group)},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": "thing%ds" % index, "singular": "thing%d" % index,
+                               "listKind": kind + "List"},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "properties": {"spec": {"type": "object", "properties": sections}}}}}]}}
+
+
+def crd_heavy_objects(group, crds=10, per_kind=20, value="v0"):
+    """crds large CRDs and per_kind custom resources of each kind (CRDs first, as a repository lists them)."""
+    out = [large_crd(group, i) for i in range(crds)]
+    for i in range(crds):
+        for j in range(per_kind):
+            out.append({"apiVersion": "%s/v1" % group, "kind": "Thing%d" % i,
+                        "metadata": {"name": "thing-%d-%03d" % (i, j)},
+                        "spec": {"section0": {"field000": value, "field001": "x" * 40},
+                                 "section3": {"field039": "why"}}})
+    return out
+
+
 def bundle_text(n, value):
     return yaml.safe_dump_all(objects(n, value), sort_keys=False)
 
@@ -227,7 +254,10 @@ class Tool:
 
     def write_bundle(self, value):
         with open(self.bundle, "w") as handle:
-            handle.write(bundle_text(self.n, value))
+            handle.write(self.bundle_text(value))
+
+    def bundle_text(self, value):
+        return bundle_text(self.n, value)
 
     def prepare(self, ns):
         self.write_bundle("v0")
@@ -254,14 +284,26 @@ class SyncPlaybook(Tool):
         self.inv = b.inventory(self.attached, [project])
         b.playbook("gitops.federation.sources", self.inv)
 
+    env = None
+
     def sync(self):
-        return self.bench.playbook("gitops.federation.sync", self.inv, forks=self.forks)[0]
+        return self.bench.playbook("gitops.federation.sync", self.inv, forks=self.forks, env=self.env)[0]
 
     first = noop = lambda self, ns: self.sync()
 
     def change(self, ns, value):
         self.bench.git.commit(self.repo, files={"all.yaml": bundle_text(self.n, value)})
         return self.sync()
+
+
+class SyncPlaybookProcesses(SyncPlaybook):
+    """sync.yml with every module in its own process (GITOPS_FEDERATION_IN_WORKER=0): the path before 0.3."""
+
+    name = "sync.yml (module processes)"
+
+    def prepare(self, ns):
+        super(SyncPlaybookProcesses, self).prepare(ns)
+        self.env = dict(self.bench.env, GITOPS_FEDERATION_IN_WORKER="0")
 
 
 class EnginePlaybook(Tool):
@@ -331,8 +373,67 @@ class KubectlSequential(Kubectl):
     parallel = False
 
 
-TOOLS = {"sync": SyncPlaybook, "engine": EnginePlaybook, "kubectl": Kubectl, "kubectl-seq": KubectlSequential,
-         "k8s": KubernetesCore}
+class CRDHeavy:
+    """The CRD-heavy repository (n = CRDs): CRDs of a group new to the clusters, and custom resources."""
+
+    per_kind = 20
+
+    def bundle_text(self, value):
+        if not getattr(self, "group", None):
+            self.group = "%s.crdbench.gitops.example" % self.bench.name("g")
+        return yaml.safe_dump_all(crd_heavy_objects(self.group, self.n, self.per_kind, value), sort_keys=False)
+
+
+class EngineCRDs(CRDHeavy, EnginePlaybook):
+    name = "cluster_sync (CRDs)"
+
+    def sync(self, ns):
+        inv = getattr(self, "inv", None) or self.bench.inventory(self.attached)
+        self.inv = inv
+        extra = {"bench_namespace": ns, "bench_bundle": self.bundle, "bench_sources": 1,
+                 "bench_allow_cluster_scoped": True}
+        return self.bench.playbook(self.PLAY, inv, extra, forks=self.forks)[0]
+
+    first = noop = sync
+
+
+class KubectlTwoPasses(CRDHeavy, Kubectl):
+    """What a kubectl user does: apply the CRDs, wait until they are Established, apply the rest."""
+
+    name = "kubectl (CRDs, 2 passes)"
+
+    def sync(self, ns):
+        b = self.bench
+        docs = list(yaml.safe_load_all(open(self.bundle)))
+        crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+        crd_file, rest_file = self.bundle + ".crds.yaml", self.bundle + ".rest.yaml"
+        with open(crd_file, "w") as handle:
+            yaml.safe_dump_all(crds, handle)
+        with open(rest_file, "w") as handle:
+            yaml.safe_dump_all([d for d in docs if d["kind"] != "CustomResourceDefinition"], handle)
+        kubectl = binary("kubectl")
+
+        def script(host):
+            base = "%s --kubeconfig %s" % (kubectl, b.clusters[host].kubeconfig)
+            return " && ".join([
+                "%s apply --server-side --force-conflicts --field-manager=bench -f %s" % (base, crd_file),
+                "%s wait --for=condition=Established --timeout=120s %s" % (
+                    base, " ".join("crd/" + c["metadata"]["name"] for c in crds)),
+                "%s apply --server-side --force-conflicts --field-manager=bench -n %s -f %s" % (base, ns, rest_file)])
+
+        started = time.monotonic()
+        procs = [subprocess.Popen(["bash", "-c", script(h)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for h in self.attached]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise RuntimeError("kubectl failed: %s" % [p.stderr.read() for p in procs])
+        return time.monotonic() - started
+
+    first = noop = sync
+
+
+TOOLS = {"sync": SyncPlaybook, "sync-processes": SyncPlaybookProcesses, "engine": EnginePlaybook, "kubectl": Kubectl, "kubectl-seq": KubectlSequential,
+         "k8s": KubernetesCore, "engine-crds": EngineCRDs, "kubectl-crds": KubectlTwoPasses}
 
 
 def measure_case(bench, n, attached, tools, runs, sources=1, steps=("first", "noop", "change")):
@@ -476,6 +577,8 @@ def main(argv=None):
     parser.add_argument("--compare", default="1000x3", help="NxM of the side-by-side comparison of every tool")
     parser.add_argument("--small", type=int, default=20, help="objects of the podinfo-sized source")
     parser.add_argument("--multi", default="3x6", help="SOURCESxCLUSTERS no-op case (sync.yml vs engine)")
+    parser.add_argument("--crds", default="10x3",
+                        help="CRDSxCLUSTERS of the CRD-heavy first sync (20 custom resources per CRD; 0: skip)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rss", type=int, default=5000, help="objects for the peak RSS measure (0: skip)")
     parser.add_argument("--profile", default="20x2", help="NxM of the profiled no-op sync.yml (0: skip)")
@@ -492,7 +595,8 @@ def main(argv=None):
     compare_n, compare_m = (ints(args.compare.replace("x", ",")) + [0, 0])[:2]
     multi_s, multi_m = (ints(args.multi.replace("x", ",")) + [0, 0])[:2]
     profile_n, profile_m = (ints(args.profile.replace("x", ",")) + [0, 0])[:2]
-    max_clusters = max(ints(args.clusters) + [compare_m, multi_m, profile_m, 1])
+    crds_n, crds_m = (ints(args.crds.replace("x", ",")) + [0, 0])[:2]
+    max_clusters = max(ints(args.clusters) + [compare_m, multi_m, profile_m, crds_m, 1])
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "machine": machine(), "versions": versions(), "runs": args.runs, "cases": []}
     workdir = tempfile.mkdtemp(prefix="gitops-bench-")
@@ -519,15 +623,23 @@ def main(argv=None):
                                         tools=measure_case(bench, compare_n, attached(compare_m), compare_tools,
                                                            args.runs)))
             save()
+        if crds_n:
+            print("CRD-heavy: %d CRDs x %d custom resources, M=%d" % (crds_n, CRDHeavy.per_kind, crds_m), flush=True)
+            report["cases"].append(dict(case="CRD-heavy", objects=crds_n * (CRDHeavy.per_kind + 1), crds=crds_n,
+                                        clusters=crds_m, sources=1, tools=measure_case(
+                                            bench, crds_n, attached(crds_m), ["engine-crds", "kubectl-crds"],
+                                            args.runs, steps=("first", "noop"))))
+            save()
         for m in ints(args.clusters):
             print("T(M): N=%d M=%d" % (args.small, m), flush=True)
-            chosen = [t for t in tools if t in ("sync",)]
+            # sync.yml with module processes beside it: the in-worker gain, side by side in the same run.
+            chosen = [t for t in tools if t in ("sync",)] + (["sync-processes"] if "sync" in tools else [])
             report["cases"].append(dict(case="T(M)", objects=args.small, clusters=m, sources=1, tools=measure_case(
                 bench, args.small, attached(m), chosen, args.runs, steps=scale_steps)))
             save()
         if multi_s:
             print("multi: S=%d M=%d" % (multi_s, multi_m), flush=True)
-            chosen = [t for t in tools if t in ("sync", "engine")]
+            chosen = [t for t in tools if t in ("sync", "engine")] + (["sync-processes"] if "sync" in tools else [])
             report["cases"].append(dict(case="sources x clusters", objects=args.small, clusters=multi_m,
                                         sources=multi_s, tools=measure_case(bench, args.small, attached(multi_m),
                                                                             chosen, args.runs, sources=multi_s,
