@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS)):$(abspath $(VENV))/
 export GITOPS_FEDERATION_LOCALENV := $(abspath $(LOCALENV))
 
 .PHONY: help deps system-packages venv binaries collection-link test unit integration sanity lint molecule \
-        bench ee-context clusters-up clusters-down git-up git-down demo demo-down clean
+        bench bench-push ee-context clusters-up clusters-down git-up git-down demo demo-down clean
 
 help:
 	@echo "make demo          start local clusters + git server, run sources and sync, print status"
@@ -24,6 +24,7 @@ help:
 	@echo "make test          install what is needed, then unit, integration, sanity, lint and molecule tests"
 	@echo "make molecule      molecule test -s default: real clusters, sources + sync, idempotence, verify"
 	@echo "make bench         sync.yml vs cluster_sync, kubectl and kubernetes.core on local clusters (docs/performance.md)"
+	@echo "make bench-push    push-to-applied latency of sync on push (Gitea, ansible-rulebook, local clusters)"
 	@echo "make ee-context    ansible-builder create: the execution environment build context in .build/ee/context"
 	@echo "make clusters-up N=3 / make clusters-down    real local control planes"
 	@echo "make clusters-up WORKLOADS=1   ... also controller-manager, scheduler and kwok: Pods run"
@@ -77,6 +78,12 @@ molecule: deps
 BENCH_ARGS ?=
 bench: deps
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PYTHON) -m tools.bench $(BENCH_ARGS)
+
+# Sync on push: git push -> applied on every attached cluster, real Gitea and ansible-rulebook
+# (docs/performance.md). BENCH_PUSH_ARGS, e.g. "--clusters 2,6 --runs 3"; results in docs/performance-push.json.
+BENCH_PUSH_ARGS ?=
+bench-push: deps
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PYTHON) -m tools.bench.push_latency $(BENCH_PUSH_ARGS)
 
 ## -- execution environment ---------------------------------------------------------------------
 

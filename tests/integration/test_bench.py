@@ -39,3 +39,15 @@ def test_a_small_bench_run_measures_every_tool_and_writes_its_json(tmp_path):
     assert set(report["rss"]["modules"]) == {"cluster_sync", "cluster_reconcile"}
     assert all(m["peak_rss_mib"] > 0 for m in report["rss"]["modules"].values())
     assert not os.path.exists(report["workdir"]), "the bench left its clusters, git server or cache behind"
+
+
+def test_a_small_push_latency_run_measures_push_to_applied(tmp_path):
+    """tools/bench/push_latency.py: Gitea, the webhooks playbook, ansible-rulebook and one attached cluster."""
+    out = tmp_path / "push.json"
+    proc = subprocess.run([sys.executable, "-m", "tools.bench.push_latency", "--clusters", "1", "--runs", "1",
+                           "--out", str(out)], cwd=ROOT, env=ansible_env(), capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["case"] == "push-to-applied" and case["clusters"] == 1
+    assert len(case["seconds"]) == 1 and case["seconds"][0] > 0
