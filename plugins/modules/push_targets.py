@@ -62,6 +62,15 @@ options:
       - Directory on the controller where each sync start is recorded as C(<marks_dir>/<project>/<source>).
         Not given, no push is considered covered.
     type: path
+  mark_targets:
+    description:
+      - Record now, in O(marks_dir), the sync start of every source returned in RV(targets), for the syncs that
+        follow (the C(sync_on_push) role runs them right after this module). A mark taken before a sync starts
+        is on the safe side - a push received between the mark and that sync's fetch is not considered covered,
+        so it gets a sync of its own - and it saves a task per source.
+      - Needs O(marks_dir). Nothing is recorded in check mode.
+    type: bool
+    default: false
 notes:
   - A project namespace that does not exist has no sources, so it matches nothing.
 seealso:
@@ -119,7 +128,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FederationStore)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
-from ansible_collections.gitops.federation.plugins.module_utils.push_match import check_push, select_targets
+from ansible_collections.gitops.federation.plugins.module_utils.push_match import (
+    check_push, mark_sync_start, select_targets)
 
 
 def argspec():
@@ -128,6 +138,7 @@ def argspec():
         push=dict(type="dict", required=True),
         clusters=dict(type="list", elements="raw", default=[]),
         marks_dir=dict(type="path"),
+        mark_targets=dict(type="bool", default=False),
     )
 
 
@@ -151,6 +162,12 @@ def run_module(module):
     for namespace in sorted(set(params["namespaces"])):
         sources.extend(read_sources(store, namespace, clusters))
     targets, skipped = select_targets(sources, params["push"], params["marks_dir"])
+    if params["mark_targets"]:
+        if not params["marks_dir"]:
+            module.fail_json(msg="mark_targets needs marks_dir (where the sync starts are recorded)")
+        if not module.check_mode:
+            for target in targets:
+                mark_sync_start(params["marks_dir"], target["project"], target["source"])
     module.exit_json(changed=False, targets=targets, skipped=skipped, commit=push["commit"], ref=push["ref"])
 
 
