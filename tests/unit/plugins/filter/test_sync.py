@@ -340,7 +340,8 @@ def listed(name="podinfo", placed=("c1", "c2"), clusters=(), **extra):
 
 
 def cells(line):
-    return re.split(r"\s{2,}", line, maxsplit=6)
+    cells_ = re.split(r"\s{2,}", line, maxsplit=7)
+    return cells_[:2] + cells_[3:]  # without SCOPE (tested apart)
 
 
 def test_status_table_has_a_header_and_one_row_per_placed_or_recorded_cluster():
@@ -350,7 +351,8 @@ def test_status_table_has_a_header_and_one_row_per_placed_or_recorded_cluster():
         dict(name="c0", status="Applied", revision=REV_B, lastAppliedTime="2026-01-01T00:00:00Z"),
     ])
     lines = sync.status_table([source_])
-    assert lines[0].split() == ["PROJECT", "SOURCE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED", "MESSAGE"]
+    assert lines[0].split() == ["PROJECT", "SOURCE", "SCOPE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED",
+                                "MESSAGE"]
     rows = [cells(line) for line in lines[1:]]
     # Placed clusters first in placement order, then clusters only the status still lists (sorted).
     assert rows == [
@@ -383,6 +385,29 @@ def test_status_table_states_of_suspended_terminating_pending_and_unplaced_sourc
     assert rows[4][4:6] == ["-", "-"]  # never applied: no revision, no time
     assert rows[5][6] == "placed on no inventory cluster"
     assert rows[6][6] == "FederatedGitRepository team-a/broken does not exist"
+
+
+def test_status_table_shows_platform_sources():
+    platform = listed("addons", placed=("c1",))
+    platform["status"]["scope"] = "platform"
+    tenant = listed("app", placed=("c1",))
+    rows = [re.split(r"\s{2,}", line) for line in sync.status_table([platform, tenant])[1:]]
+    assert [(row[1], row[2]) for row in rows] == [("addons", "platform"), ("app", "tenant")]
+
+
+def test_source_policies_keep_only_the_policy_options_of_gitops_projects():
+    projects = [{"namespace": "ops", "secrets": [{"name": "git", "password": "s3cret"}], "sources": [
+        {"name": "addons", "url": "https://git.example/addons.git", "secret": "git",
+         "platform": {"cluster_scoped_kinds": "all"}, "service_account": "deployer"},
+        {"name": "app", "url": "https://git.example/app.git"}]}]
+    assert sync.source_policies(projects) == [
+        {"namespace": "ops", "name": "addons", "platform": {"cluster_scoped_kinds": "all"},
+         "service_account": "deployer"},
+        {"namespace": "ops", "name": "app"}]
+    assert "s3cret" not in repr(sync.source_policies(projects))
+    assert sync.source_policy(projects, "ops", "addons") == {"platform": {"cluster_scoped_kinds": "all"},
+                                                             "service_account": "deployer"}
+    assert sync.source_policy(projects, "ops", "other") == {}
 
 
 def test_status_table_of_nothing_is_just_the_header():
