@@ -181,9 +181,13 @@ class SourcePolicy:
     def claim_problems(self, claim):
         """How a claimed policy (the federated object's copy) goes beyond this one; [] when it does not."""
         problems = []
-        if not _covers(self.kinds, claim.kinds):
-            extra = "all" if claim.kinds == ALL else ", ".join(k for k in claim.kinds if not self.allows_kind(k))
-            problems.append("cluster-scoped kinds %s" % extra)
+        if claim.kinds == ALL and self.kinds != ALL:
+            problems.append("cluster-scoped kinds all")
+        elif claim.kinds != ALL:
+            # "Kind.group" is covered by "Kind" (any group) too; "Kind" only by "Kind" itself.
+            extra = [k for k in claim.kinds if not self.allows_kind(*k.split(".", 1))]
+            if extra:
+                problems.append("cluster-scoped kinds %s" % ", ".join(extra))
         if not _covers(self.namespaces, claim.namespaces):
             extra = "all" if claim.namespaces == ALL else ", ".join(n for n in claim.namespaces
                                                                       if n not in self.namespaces)
