@@ -4,8 +4,10 @@
 
 One engine for federated secrets, GitOps sources and teardown. The steps of a sync, in order:
 
-1. plan     validate every object against discovery; order into tiers (CRDs/Namespaces first)
-2. read     live state: one LIST per kind (owner label selector), a GET only for objects not found
+1. plan     validate every object against discovery and the source's policy (which cluster-scoped kinds,
+            which namespaces besides the project's); order into tiers (CRDs/Namespaces first)
+2. read     live state: one LIST per kind and namespace (owner label selector), a GET only for objects
+            not found
 3. assess   per object: refused if another owner of ours holds it; unchanged (owned fields already
             match, no request), else a server-side dry-run decides created/configured (recreated when
             an immutable field changed and the object asks for it); conflicts and server rejections
@@ -13,12 +15,14 @@ One engine for federated secrets, GitOps sources and teardown. The steps of a sy
 4. apply    server-side apply of what changed, tier by tier, concurrently within a tier; CRDs are
             waited on until Established before their custom resources are applied
 5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner;
-            a kind missing from discovery counts as deleted only when no CRD/APIService defines it
+            a kind missing from discovery counts as deleted only when no CRD/APIService defines it;
+            a CRD only when the policy allows it (deleting it deletes all its custom resources)
 6. record   store the inventory (refs + revision) on the cluster, only when it changed
 7. wait     optional kstatus-style health, bounded by wait_timeout
 
-Nothing is written before steps 1-3 pass for every object whose kind is already served. A no-op
-sync makes no write request at all.
+Nothing is written before steps 1-3 pass for every object whose kind and namespace already exist. A
+no-op sync makes no write request at all. With a ServiceAccount (the policy's), the client given is an
+impersonating one: every request of steps 2-7 is made as it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -159,7 +163,12 @@ class Engine:
             namespace_missing = False
         try:
             live = self._read_live(planned)
-            assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+            # Objects in a namespace this bundle creates cannot be dry-run before it exists: like custom resources
+            # of the bundle's CRDs, they are assessed once the Namespace tier is written (platform sources).
+            created = self._namespaces_created(planned, live)
+            assessed = self._assess_all(
+                [p for p in planned if p.resource is not None and p.ref.namespace not in created], live,
+                namespace_missing)
         except FederationError as err:
             if namespace_created:
                 raise self._undo_namespace(err)
@@ -236,6 +245,11 @@ class Engine:
         self.client.apply(namespaces, {"apiVersion": "v1", "kind": "Namespace",
                                        "metadata": {"name": self.options.namespace}}, FIELD_MANAGER)
         return True
+
+    def _namespaces_created(self, planned, live):
+        """Namespaces (other than the project's) that this bundle creates: not on the cluster yet."""
+        return set(p.ref.name for p in planned if p.ref.kind == "Namespace" and p.ref.group == ""
+                   and p.ref not in live and p.ref.name != self.options.namespace)
 
     def _read_live(self, planned):
         """Live objects by ref: one LIST per kind, then what that LIST did not return.
@@ -366,8 +380,10 @@ class Engine:
             pending = [p for p in members if p.resource is None]
             if pending:
                 self._resolve_pending(pending)
+            later = [p for p in members if p.ref not in assessed]
+            if later:
                 problems = []
-                for p in pending:
+                for p in later:
                     try:
                         assessed[p.ref] = self._assess(p, live.get(p.ref))
                     except ApiError as err:
@@ -375,7 +391,8 @@ class Engine:
                     except _Refused as err:
                         problems.append(err.msg)
                 if problems:
-                    raise FederationError("the API server refused %d custom resource%s: %s"
+                    raise FederationError("the API server refused %d object%s of a kind or namespace this bundle "
+                                          "creates (the stages before were applied): %s"
                                           % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
                                           problems=problems)
             failures = []
@@ -559,7 +576,7 @@ class Engine:
             raise FederationError("namespace %s does not exist on cluster %s; create it or set create_namespace: true"
                                   % (self.options.namespace, self.client.server))
         for p in planned:
-            if p.resource is None:  # kind defined by a CRD of this bundle: would be created with it
+            if p.resource is None or p.ref not in assessed:  # its CRD or Namespace is in this bundle: created with it
                 self.changes.add(p.ref, p.api_version, actions.CREATED, after=p.obj)
                 continue
             action, after = assessed[p.ref]
