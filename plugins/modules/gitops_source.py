@@ -120,10 +120,10 @@ options:
   platform:
     description:
       - Make this a platform source (the operator's decision), written on the FederatedKustomization as
-        C(spec.template.spec.platform) for kubectl users to see. Without it the source is a tenant source: objects of
-        its project namespace only, no cluster-scoped object.
+        C(spec.template.spec.platform) for kubectl users to see. Without it the source is a tenant source (objects of
+        its project namespace only, no cluster-scoped object).
       - The sync never takes the policy from the object (a tenant who can write the project namespace could widen
-        it): it uses the operator's C(gitops_projects) (option C(policies) of M(gitops.federation.sync_plan)), and
+        it); it uses the operator's C(gitops_projects) (option C(policies) of M(gitops.federation.sync_plan)), and
         reports a copy that claims more.
     type: dict
     suboptions:
@@ -242,6 +242,18 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: A platform source (the operator's policy is also passed to the sync from gitops_projects)
+  gitops.federation.gitops_source:
+    kubeconfig: /etc/clusters/management.kubeconfig
+    namespace: platform
+    name: monitoring
+    url: https://git.example.com/platform/monitoring.git
+    cluster_selector: {}
+    platform:
+      cluster_scoped_kinds: [CustomResourceDefinition, ClusterRole, ClusterRoleBinding]
+      namespaces: [kube-system]
+    service_account: gitops-monitoring
+
 - name: Deploy the production overlay of the main branch to every attached cluster
   gitops.federation.gitops_source:
     kubeconfig: /etc/clusters/management.kubeconfig

@@ -42,7 +42,8 @@ def crd(group, kind, plural, scope):
 
 class Addons:
     """A platform-style repository: two CRDs (one namespaced, one cluster-scoped kind) with custom resources,
-    a ClusterRole, a Role in kube-system and a ConfigMap of the project namespace."""
+    a ClusterRole, a Role in kube-system, a Namespace of its own with a ConfigMap in it, and a ConfigMap of
+    the project namespace."""
 
     def __init__(self, env, policy=None, service_account=None, files=None):
         self.env = env
@@ -51,7 +52,7 @@ class Addons:
         self.repo = unique_name("addons")
         self.files = files or self.manifests()
         env.git.create_repo(self.repo, files=self.files)
-        source = {"name": SOURCE, "url": env.git.http_url(self.repo), "ref": {"branch": "main"}, "secret": "git",
+        self.source_entry = source = {"name": SOURCE, "url": env.git.http_url(self.repo), "ref": {"branch": "main"}, "secret": "git",
                   "path": "deploy", "clusters": list(ATTACHED)}
         if policy is not None:
             source["platform"] = policy
@@ -62,6 +63,10 @@ class Addons:
                                   "clusters": list(ATTACHED)}],
                      "sources": [source]}
         self.inventory = env.inventory([self.spec])
+
+    def use_policy(self, policy):
+        self.source_entry["platform"] = policy
+        self.inventory = self.env.inventory([self.spec])
 
     @property
     def key(self):
@@ -91,6 +96,10 @@ class Addons:
                  "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}],
             "deploy/settings.yaml": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
                                       "data": {"level": "info"}}],
+            "deploy/monitoring.yaml": [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mon-" + ns}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scrape", "namespace": "mon-" + ns},
+                 "data": {"interval": "30s"}}],
         }
         return dict((path, yaml.safe_dump_all(docs)) for path, docs in documents.items())
 
@@ -126,6 +135,11 @@ class Addons:
             found.append("role")
         if self.get(host, "v1", "ConfigMap", "settings", self.namespace) is not None:
             found.append("configmap")
+        namespace = self.get(host, "v1", "Namespace", "mon-" + self.namespace)
+        if namespace is not None and not namespace["metadata"].get("deletionTimestamp"):
+            found.append("namespace")
+        if self.get(host, "v1", "ConfigMap", "scrape", "mon-" + self.namespace) is not None:
+            found.append("scrape configmap")
         return found
 
     def events(self):
@@ -142,7 +156,8 @@ class Addons:
 
 
 ALLOWED = {"cluster_scoped_kinds": ["CustomResourceDefinition", "ClusterRole", "Gizmo"], "namespaces": ["kube-system"]}
-EVERYTHING = ["crd widgets", "crd gizmos", "widget w1", "widget w2", "gizmo", "clusterrole", "role", "configmap"]
+EVERYTHING = ["crd widgets", "crd gizmos", "widget w1", "widget w2", "gizmo", "clusterrole", "role", "configmap",
+              "namespace", "scrape configmap"]
 
 
 def eventually(check, what, timeout=30):
@@ -156,14 +171,22 @@ def reconcile_results(run):
     return dict((r["_host"], r) for r in run.results if task(r, RECONCILE))
 
 
+def platform_policy(addons, **extra):
+    """ALLOWED plus the namespace the repository creates (Namespace objects are cluster-scoped)."""
+    return dict(cluster_scoped_kinds=ALLOWED["cluster_scoped_kinds"] + ["Namespace"],
+                namespaces=ALLOWED["namespaces"] + ["mon-" + addons.namespace], **extra)
+
+
 def test_a_platform_source_is_synced_resynced_pruned_and_torn_down_on_two_clusters(env):
-    addons = Addons(env, policy=ALLOWED)
+    addons = Addons(env)
+    addons.use_policy(platform_policy(addons))
     try:
         ok(playbook("sources", addons.inventory))
         # The operator's policy is copied onto the federated object, for kubectl users to read.
         template = addons.source()["spec"]["template"]["spec"]
-        assert template["platform"] == {"clusterScopedKinds": ["ClusterRole", "CustomResourceDefinition", "Gizmo"],
-                                        "namespaces": ["kube-system"], "pruneCRDs": False}
+        assert template["platform"] == {
+            "clusterScopedKinds": ["ClusterRole", "CustomResourceDefinition", "Gizmo", "Namespace"],
+            "namespaces": sorted(["kube-system", "mon-" + addons.namespace]), "pruneCRDs": False}
 
         ok(playbook("sync", addons.inventory))
         for host in ATTACHED:
@@ -174,7 +197,7 @@ def test_a_platform_source_is_synced_resynced_pruned_and_torn_down_on_two_cluste
                 "gitops.federation/owner"] == "gitops/%s" % addons.key
         status = addons.source()["status"]
         assert status["scope"] == "platform"
-        assert status["platform"]["namespaces"] == ["kube-system"]
+        assert status["platform"]["namespaces"] == sorted(["kube-system", "mon-" + addons.namespace])
         assert condition(status, "Propagation")["status"] == "True"
         # kubectl shows the scope (printer column) and so does the status playbook.
         listed = env.kubectl(MANAGEMENT, "get", "federatedkustomization", "-n", addons.namespace).stdout
@@ -195,20 +218,23 @@ def test_a_platform_source_is_synced_resynced_pruned_and_torn_down_on_two_cluste
         pruned = ok(playbook("sync", addons.inventory))
         for host in ATTACHED:
             # Pruned, except the CRD: deleting it would delete every Gizmo on the cluster.
-            assert addons.written(host) == ["crd widgets", "crd gizmos", "widget w1", "widget w2", "configmap"], host
+            assert addons.written(host) == ["crd widgets", "crd gizmos", "widget w1", "widget w2", "configmap",
+                                            "namespace", "scrape configmap"], host
             counts = reconcile_results(pruned)[host]["details"][addons.key]["counts"]
             assert counts["pruned"] == 3 and counts["orphaned"] == 1, counts
 
         teardown = ok(playbook("teardown", addons.inventory, {"project": addons.namespace, "source": SOURCE}))
         for host in ATTACHED:
-            assert addons.written(host) == ["crd widgets", "crd gizmos"], host
+            eventually(lambda: addons.written(host) == ["crd widgets", "crd gizmos"],
+                       lambda: "left on %s: %s" % (host, addons.written(host)))
         assert addons.source() is None, teardown.output[-3000:]
     finally:
         addons.delete_crds()
 
 
 def test_a_platform_source_that_may_prune_crds_deletes_them(env):
-    addons = Addons(env, policy=dict(ALLOWED, prune_crds=True))
+    addons = Addons(env)
+    addons.use_policy(platform_policy(addons, prune_crds=True))
     try:
         ok(playbook("sources", addons.inventory))
         ok(playbook("sync", addons.inventory))
