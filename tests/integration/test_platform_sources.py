@@ -5,6 +5,7 @@ clusters: cluster-1 is the management cluster, cluster-2 and cluster-3 the attac
 clusters with the kubernetes client and kubectl, never with the code under test.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from kube import ensure_namespace, get_or_none, service_account_kubeconfig, unique_name
+from playbook import run_module
 from test_playbooks import (
     ATTACHED, FK, MANAGEMENT, OWNER_LABEL, Env, condition, failed, failure_details, failure_messages, ok, playbook,
     recap, status_rows, task)
@@ -278,7 +280,7 @@ def test_a_tenant_cannot_widen_its_own_policy_by_editing_the_federated_object(en
                                                                  "pruneCRDs": True},
                                             "serviceAccountName": "admin"}}}}
     proc = subprocess.run([binary("kubectl"), "--kubeconfig", tenant, "patch", "federatedkustomization", SOURCE,
-                           "-n", addons.namespace, "--type", "merge", "-p", yaml.safe_dump(patch)],
+                           "-n", addons.namespace, "--type", "merge", "-p", json.dumps(patch)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -350,3 +352,36 @@ def test_a_source_applied_as_a_service_account_lacking_a_permission_is_refused_w
         assert app.get(host, "v1", "Service", "app", app.namespace) is not None, host
     assert app.source()["status"]["platform"] == {"serviceAccount": "%s/deployer" % app.namespace}
     assert os.path.exists(app.inventory)
+
+
+def test_the_owner_guard_holds_for_cluster_scoped_objects_and_other_namespaces(clusters, admin_clients, namespace):
+    """Two platform sources declaring the same ClusterRole and the same Role in kube-system: the second is refused,
+    naming the owner, before it writes anything (cluster_sync, the engine of every sync, on cluster-1)."""
+    cluster = clusters[0]
+    platform = {"cluster_scoped_kinds": ["ClusterRole"], "namespaces": ["kube-system"]}
+    shared = [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "%s-shared" % namespace}, "rules": []},
+              {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "%s-shared" % namespace, "namespace": "kube-system"}, "rules": []}]
+
+    def sync(owner, manifests, state="present"):
+        result, unused_run = run_module("gitops.federation.cluster_sync", dict(
+            kubeconfig=cluster.kubeconfig, owner=owner, namespace=namespace, manifests=manifests, state=state,
+            platform=platform))
+        return result
+
+    first = sync("gitops/%s/a" % namespace, shared)
+    assert not first.get("failed"), first.get("msg")
+    own = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b-own"}}
+    second = sync("gitops/%s/b" % namespace, shared + [own])
+    assert second.get("failed"), second
+    for ref in ("ClusterRole.rbac.authorization.k8s.io/%s-shared" % namespace,
+                "Role.rbac.authorization.k8s.io/kube-system/%s-shared" % namespace):
+        assert "%s already belongs to gitops/%s/a" % (ref, namespace) in second["msg"], second["msg"]
+    assert get_or_none(admin_clients[cluster.name], "v1", "ConfigMap", "b-own", namespace) is None
+    # The first source's teardown removes both, wherever they are.
+    removed = sync("gitops/%s/a" % namespace, None, state="absent")
+    assert removed["counts"]["deleted"] == 2, removed
+    client = admin_clients[cluster.name]
+    assert get_or_none(client, *CLUSTER_ROLE, "%s-shared" % namespace) is None
+    assert get_or_none(client, *ROLE, "%s-shared" % namespace, "kube-system") is None
