@@ -188,6 +188,15 @@ def test_cluster_work_applies_placed_sources_and_removes_unplaced_ones():
     assert sync.cluster_work(plan, "c9") == []  # neither placed nor a known unplaced cluster
 
 
+def test_cluster_work_carries_the_operators_policy_to_apply_and_removal():
+    policy = dict(cluster_scoped_kinds=["ClusterRole"], namespaces=[], prune_crds=False, scope="platform",
+                  service_account=dict(namespace="team-a", name="deployer"))
+    plan = plan_for(source(policy=policy, policy_note="claims more"))
+    assert plan["sources"][0]["policy"] == policy and plan["sources"][0]["policy_note"] == "claims more"
+    assert sync.cluster_work(plan, "c1")[0]["policy"] == policy
+    assert sync.cluster_work(plan, "c3")[0]["policy"] == policy  # CRDs kept, same ServiceAccount on removal
+
+
 def test_cluster_work_removes_from_the_target_namespace():
     plan = plan_for(source(target_namespace="apps"))
     assert sync.cluster_work(plan, "c3")[0]["namespace"] == "apps"
