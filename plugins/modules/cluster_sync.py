@@ -70,7 +70,8 @@ options:
   state:
     description:
       - V(present) reconciles the bundle. V(absent) deletes every object in the owner's inventory (that still
-        carries the owner label), then the inventory itself.
+        carries the owner label), then the inventory itself; CustomResourceDefinitions are left in place unless
+        O(platform.prune_crds=true).
     type: str
     choices: [present, absent]
     default: present
