@@ -97,26 +97,50 @@ cluster_work = sync_run.cluster_work
 cluster_results = sync_run.cluster_results
 
 
+POLICY_OPTIONS = ("platform", "service_account", "service_account_namespace")
+
+
+def source_policies(projects):
+    """The operator's policy options of every source of gitops_projects, as [{namespace, name, platform,
+    service_account, service_account_namespace}] (nothing else of the entries: no credentials)."""
+    policies = []
+    for project in projects or []:
+        for entry in project.get("sources") or []:
+            item = dict(namespace=project.get("namespace"), name=entry.get("name"))
+            item.update((k, entry[k]) for k in POLICY_OPTIONS if entry.get(k) is not None)
+            policies.append(item)
+    return policies
+
+
+def source_policy(projects, namespace, name):
+    """One source's policy options from gitops_projects ({} when the operator declares none: a tenant source)."""
+    for item in source_policies(projects):
+        if item["namespace"] == namespace and item["name"] == name:
+            return dict((k, v) for k, v in item.items() if k in POLICY_OPTIONS)
+    return {}
+
+
 def status_table(sources):
     """Rows of a per-source, per-cluster table (revision, state, last applied, message)."""
-    header = ("PROJECT", "SOURCE", "CLUSTER", "STATE", "REVISION", "LAST APPLIED", "MESSAGE")
+    header = ("PROJECT", "SOURCE", "SCOPE", "CLUSTER", "STATE", "REVISION", "LAST APPLIED", "MESSAGE")
     rows = []
     for source in sources:
         status = source.get("status") or {}
+        scope = status.get("scope") or "tenant"
         by_cluster = dict((c.get("name"), c) for c in status.get("clusters") or [])
         state_of_source = "Suspended" if source.get("suspended") else None
         if source.get("terminating"):
             state_of_source = "Terminating"
         clusters = list(source.get("placed") or []) + sorted(n for n in by_cluster if n not in (source.get("placed") or []))
         if not clusters:
-            rows.append((source["namespace"], source["name"], "-", state_of_source or "NotPlaced", "-", "-",
+            rows.append((source["namespace"], source["name"], scope, "-", state_of_source or "NotPlaced", "-", "-",
                          "; ".join(source.get("errors") or []) or "placed on no inventory cluster"))
         for cluster in clusters:
             entry = by_cluster.get(cluster) or {}
             state = entry.get("status") or "Pending"
             if state_of_source and state not in ("Failed", "Unreachable"):
                 state = state_of_source
-            rows.append((source["namespace"], source["name"], cluster, state, _short(entry.get("revision")),
+            rows.append((source["namespace"], source["name"], scope, cluster, state, _short(entry.get("revision")),
                          entry.get("lastAppliedTime") or "-", entry.get("message") or ""))
     widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header) - 1)]
     lines = []
@@ -149,4 +173,6 @@ class FilterModule(object):
             sync_failures=failures,
             sync_reports=sync_reports,
             status_table=status_table,
+            source_policies=source_policies,
+            source_policy=source_policy,
         )

@@ -4,8 +4,10 @@
 
 One engine for federated secrets, GitOps sources and teardown. The steps of a sync, in order:
 
-1. plan     validate every object against discovery; order into tiers (CRDs/Namespaces first)
-2. read     live state: one LIST per kind (owner label selector), a GET only for objects not found
+1. plan     validate every object against discovery and the source's policy (which cluster-scoped kinds,
+            which namespaces besides the project's); order into tiers (CRDs/Namespaces first)
+2. read     live state: one LIST per kind and namespace (owner label selector), a GET only for objects
+            not found
 3. assess   per object: refused if another owner of ours holds it; unchanged (owned fields already
             match, no request), else a server-side dry-run decides created/configured (recreated when
             an immutable field changed and the object asks for it); conflicts and server rejections
@@ -13,12 +15,14 @@ One engine for federated secrets, GitOps sources and teardown. The steps of a sy
 4. apply    server-side apply of what changed, tier by tier, concurrently within a tier; CRDs are
             waited on until Established before their custom resources are applied
 5. prune    delete what left the bundle, only if it is in our inventory and still carries our owner;
-            a kind missing from discovery counts as deleted only when no CRD/APIService defines it
+            a kind missing from discovery counts as deleted only when no CRD/APIService defines it;
+            a CRD only when the policy allows it (deleting it deletes all its custom resources)
 6. record   store the inventory (refs + revision) on the cluster, only when it changed
 7. wait     optional kstatus-style health, bounded by wait_timeout
 
-Nothing is written before steps 1-3 pass for every object whose kind is already served. A no-op
-sync makes no write request at all.
+Nothing is written before steps 1-3 pass for every object whose kind and namespace already exist. A
+no-op sync makes no write request at all. With a ServiceAccount (the policy's), the client given is an
+impersonating one: every request of steps 2-7 is made as it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,6 +42,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.inventory import
 from ansible_collections.gitops.federation.plugins.module_utils.objects import (
     FIELD_MANAGER, OWNER_ANNOTATION, ObjectRef, is_owned_by, owner_selector)
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan, tier_of
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import ALL, SourcePolicy
 
 APPLY_CONCURRENCY = 8
 CRD_ESTABLISH_TIMEOUT = 60
@@ -51,6 +56,16 @@ FORCE_ENABLED = "enabled"
 RECREATE_TIMEOUT = 60
 CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 API_SERVICE = ("apiregistration.k8s.io/v1", "APIService")
+
+
+def _list_scopes(planned):
+    """(resource, namespace) pairs to LIST: one per kind and namespace the bundle holds ('' cluster-scoped)."""
+    scopes = {}
+    for p in planned:
+        if p.resource is not None:
+            key = (p.resource.group, p.resource.version, p.resource.kind, p.ref.namespace)
+            scopes.setdefault(key, (p.resource, p.ref.namespace if p.resource.namespaced else ""))
+    return list(scopes.values())
 
 
 class _Refused(FederationError):
@@ -72,7 +87,7 @@ class SyncOptions:
 
     def __init__(self, owner, namespace, prune=True, wait=False, wait_timeout=300, force_conflicts=False,
                  allow_cluster_scoped=False, allow_empty=False, revision=None, foreign_namespace="reject",
-                 health_checks=(), create_namespace=False, check_mode=False, legacy_owners=()):
+                 health_checks=(), create_namespace=False, check_mode=False, legacy_owners=(), policy=None):
         if not owner:
             raise FederationError("owner is required: it identifies the set of objects this sync manages")
         if not namespace:
@@ -92,6 +107,10 @@ class SyncOptions:
         self.check_mode = check_mode
         # inventory.LegacyOwner ids an earlier release used for these objects: read and adopted once.
         self.legacy_owners = tuple(legacy_owners)
+        # A source's policy (source_policy.SourcePolicy): cluster-scoped kinds and other namespaces it may hold,
+        # whether its CRDs may be pruned. Without one, allow_cluster_scoped decides (cluster_sync's options).
+        self.source_policy = policy
+        self.policy = policy or SourcePolicy(kinds=ALL if allow_cluster_scoped else ())
 
     def owns(self, live, ref):
         """True when a live object carries our owner, or a legacy owner that claims it."""
@@ -128,7 +147,7 @@ class Engine:
     def sync(self, objects):
         opts = self.options
         planned = plan(objects, self.client.discovery(), opts.namespace, opts.owner,
-                       opts.allow_cluster_scoped, opts.foreign_namespace)
+                       opts.allow_cluster_scoped, opts.foreign_namespace, opts.source_policy)
         inventory = Inventory.read(self.client, opts.owner, opts.namespace, opts.legacy_owners)
         if not planned and inventory.entries and not opts.allow_empty:
             raise FederationError(
@@ -144,7 +163,12 @@ class Engine:
             namespace_missing = False
         try:
             live = self._read_live(planned)
-            assessed = self._assess_all([p for p in planned if p.resource is not None], live, namespace_missing)
+            # Objects in a namespace this bundle creates cannot be dry-run before it exists: like custom resources
+            # of the bundle's CRDs, they are assessed once the Namespace tier is written (platform sources).
+            created = self._namespaces_created(planned, live)
+            assessed = self._assess_all(
+                [p for p in planned if p.resource is not None and p.ref.namespace not in created], live,
+                namespace_missing)
         except FederationError as err:
             if namespace_created:
                 raise self._undo_namespace(err)
@@ -222,6 +246,11 @@ class Engine:
                                        "metadata": {"name": self.options.namespace}}, FIELD_MANAGER)
         return True
 
+    def _namespaces_created(self, planned, live):
+        """Namespaces (other than the project's) that this bundle creates: not on the cluster yet."""
+        return set(p.ref.name for p in planned if p.ref.kind == "Namespace" and p.ref.group == ""
+                   and p.ref not in live and p.ref.name != self.options.namespace)
+
     def _read_live(self, planned):
         """Live objects by ref: one LIST per kind, then what that LIST did not return.
 
@@ -229,38 +258,35 @@ class Engine:
         label removed by hand) are looked up again: one GET each when a kind misses a few, else one
         LIST of the kind without the selector (a first sync: one request per kind, not one per object).
         """
-        by_resource = {}
-        for p in planned:
-            if p.resource is not None:
-                by_resource.setdefault((p.resource.group, p.resource.version, p.resource.kind), p.resource)
         selector = owner_selector(self.options.owner)
-        namespace = self.options.namespace
 
-        def list_kind(resource, label_selector=selector):
+        def list_kind(scope, label_selector=selector):
+            resource, namespace = scope
             try:
-                return self.client.list(resource, namespace if resource.namespaced else None, label_selector)
+                return self.client.list(resource, namespace or None, label_selector)
             except ApiError as err:
-                subjects = ", ".join(str(p.ref) for p in planned if p.resource is resource)
-                hint = " (the credentials for this cluster lack permission)" if err.forbidden else ""
+                subjects = ", ".join(str(p.ref) for p in planned if p.resource is resource
+                                     and p.ref.namespace == namespace)
                 raise FederationError("cannot read live %s objects for %s, nothing was applied: %s%s"
-                                      % (resource.kind, subjects, err.msg, hint), status=err.status)
+                                      % (resource.kind, subjects, err.msg, self._forbidden_hint(err)),
+                                      status=err.status)
 
         live = {}
-        for items in self._map(list_kind, list(by_resource.values())):
+        for items in self._map(list_kind, _list_scopes(planned)):
             for item in items:
                 live[ObjectRef.of(item)] = item
         missing = [p for p in planned if p.resource is not None and p.ref not in live]
         by_kind = {}
         for p in missing:
-            by_kind.setdefault(p.resource, []).append(p)
+            by_kind.setdefault((p.resource, p.ref.namespace), []).append(p)
         singles = [p for members in by_kind.values() if len(members) <= LOOKUPS_PER_KIND for p in members]
-        listed = [r for r, members in by_kind.items() if len(members) > LOOKUPS_PER_KIND]
+        listed = [scope for scope, members in by_kind.items() if len(members) > LOOKUPS_PER_KIND]
         for p, obj in zip(singles, self._map(lambda p: self.client.get(p.resource, p.ref.name, p.ref.namespace or None),
                                              singles)):
             if obj is not None:
                 live[p.ref] = obj
         wanted = set(p.ref for p in missing)
-        for items in self._map(lambda r: list_kind(r, None), listed):
+        for items in self._map(lambda scope: list_kind(scope, None), listed):
             for item in items:
                 ref = ObjectRef.of(item)
                 if ref in wanted:
@@ -327,7 +353,7 @@ class Engine:
             return ("%s: field manager conflict on %s; another manager owns these fields. Fix the manifest, "
                     "or set force_conflicts: true to take ownership" % (p.ref, fields))
         if err.forbidden:
-            return "%s: forbidden: %s (the credentials for this cluster lack permission)" % (p.ref, err.msg)
+            return "%s: forbidden: %s%s" % (p.ref, err.msg, self._forbidden_hint(err))
         if err.status == 404 and p.ref.namespace:
             return "%s: %s (does namespace %s exist on this cluster?)" % (p.ref, err.msg, p.ref.namespace)
         detail = "; ".join("%s: %s" % (c.get("field", ""), c.get("message", "")) for c in err.causes) or err.msg
@@ -354,8 +380,10 @@ class Engine:
             pending = [p for p in members if p.resource is None]
             if pending:
                 self._resolve_pending(pending)
+            later = [p for p in members if p.ref not in assessed]
+            if later:
                 problems = []
-                for p in pending:
+                for p in later:
                     try:
                         assessed[p.ref] = self._assess(p, live.get(p.ref))
                     except ApiError as err:
@@ -363,7 +391,8 @@ class Engine:
                     except _Refused as err:
                         problems.append(err.msg)
                 if problems:
-                    raise FederationError("the API server refused %d custom resource%s: %s"
+                    raise FederationError("the API server refused %d object%s of a kind or namespace this bundle "
+                                          "creates (the stages before were applied): %s"
                                           % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
                                           problems=problems)
             failures = []
@@ -488,6 +517,12 @@ class Engine:
             if action == actions.PRUNED and not self.options.prune:
                 self.changes.add(ref, api_version, actions.ORPHANED, message="prune is disabled; left in place")
                 return None
+            if not self.options.policy.may_prune(ref):
+                # Deleting a CRD deletes every custom resource of it on the cluster, whoever made them.
+                self.changes.add(ref, api_version, actions.ORPHANED,
+                                 message="a CustomResourceDefinition is never deleted unless the source's policy "
+                                         "allows it (platform.prune_crds); left in place, no longer managed")
+                return None
             if not self.options.check_mode:
                 self.client.delete(resource, ref.name, ref.namespace or None, uid=live["metadata"].get("uid"))
             self.changes.add(ref, api_version, action, before=live)
@@ -541,7 +576,7 @@ class Engine:
             raise FederationError("namespace %s does not exist on cluster %s; create it or set create_namespace: true"
                                   % (self.options.namespace, self.client.server))
         for p in planned:
-            if p.resource is None:  # kind defined by a CRD of this bundle: would be created with it
+            if p.resource is None or p.ref not in assessed:  # its CRD or Namespace is in this bundle: created with it
                 self.changes.add(p.ref, p.api_version, actions.CREATED, after=p.obj)
                 continue
             action, after = assessed[p.ref]
@@ -555,14 +590,11 @@ class Engine:
         """Poll (one LIST per kind) until every object is Current; fail early on Failed, or at wait_timeout."""
         deadline = time.monotonic() + self.options.wait_timeout
         selector = owner_selector(self.options.owner)
-        by_resource = {}
-        for p in planned:
-            by_resource.setdefault((p.resource.group, p.resource.version, p.resource.kind), p.resource)
+        scopes = _list_scopes(planned)
         delay = 0.5
         while True:
             live = {}
-            for items in self._map(lambda r: self.client.list(r, self.options.namespace if r.namespaced else None,
-                                                              selector), list(by_resource.values())):
+            for items in self._map(lambda scope: self.client.list(scope[0], scope[1] or None, selector), scopes):
                 for item in items:
                     live[ObjectRef.of(item)] = item
             report = []
@@ -588,6 +620,15 @@ class Engine:
             delay = min(delay * 1.5, 5)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _forbidden_hint(self, err):
+        if not err.forbidden:
+            return ""
+        account = self.options.policy.service_account
+        if account and getattr(self.client, "impersonate", None):
+            return (" (this source is applied as ServiceAccount %s/%s: its RBAC on this cluster does not allow it)"
+                    % account)
+        return " (the credentials for this cluster lack permission)"
 
     def _map(self, func, items):
         if len(items) <= 1:

@@ -237,6 +237,7 @@ def source_view(kustomization, git_repository, clusters):
         renders=renders, clusters=per_cluster, errors=errors,
         status=dict(last_applied_revision=status.get("lastAppliedRevision"),
                     artifact_revision=((git.get("status") or {}).get("artifact") or {}).get("revision"),
-                    observed_generation=status.get("observedGeneration"),
+                    observed_generation=status.get("observedGeneration"), scope=status.get("scope") or "tenant",
+                    platform=status.get("platform") or {},
                     conditions=status.get("conditions") or [], clusters=status.get("clusters") or []),
     )

@@ -14,6 +14,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.client import sp
 from ansible_collections.gitops.federation.plugins.module_utils.drift import normalize
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef, expand_lists, stamp_owner
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import ALL, SourcePolicy
 
 CRD_GROUP = "apiextensions.k8s.io"
 
@@ -49,6 +50,10 @@ class PlannedObject:
         return self.ref.kind == "CustomResourceDefinition" and self.ref.group == CRD_GROUP
 
 
+def _allowed(names):
+    return " besides %s" % ", ".join(names) if names and names != ALL else ""
+
+
 def tier_of(kind):
     for index, kinds in enumerate(_TIERS):
         if kind in kinds:
@@ -79,8 +84,19 @@ def _bundle_crds(objects):
     return defined
 
 
-def plan(objects, discovery, namespace, owner, allow_cluster_scoped=False, foreign_namespace="reject"):
-    """Validate objects and return PlannedObjects in apply order. Raises FederationError listing every problem."""
+def plan(objects, discovery, namespace, owner, allow_cluster_scoped=False, foreign_namespace="reject", policy=None):
+    """Validate objects and return PlannedObjects in apply order. Raises FederationError listing every problem.
+
+    ``policy`` (a source_policy.SourcePolicy) says which cluster-scoped kinds and which namespaces besides
+    ``namespace`` the bundle may hold; without one, ``allow_cluster_scoped`` allows every cluster-scoped kind
+    and no other namespace.
+    """
+    if policy is None:
+        policy = SourcePolicy(kinds=ALL if allow_cluster_scoped else ())
+        kinds_hint, namespaces_hint = "set allow_cluster_scoped: true", "set foreign_namespace: rewrite to move it"
+    else:
+        kinds_hint = "an operator allows kinds with platform.cluster_scoped_kinds of the source in gitops_projects"
+        namespaces_hint = "an operator allows namespaces with platform.namespaces of the source in gitops_projects"
     objects = expand_lists(objects)
     defined = _bundle_crds(objects)
     problems, planned, seen = [], [], {}
@@ -118,18 +134,24 @@ def plan(objects, discovery, namespace, owner, allow_cluster_scoped=False, forei
         obj["metadata"] = metadata
         if namespaced:
             declared = metadata.get("namespace")
-            if declared and declared != namespace:
+            if declared and declared != namespace and policy.allows_namespace(declared, namespace):
+                namespace_of_object = declared
+            elif declared and declared != namespace:
                 if foreign_namespace == "rewrite":
                     metadata["namespace"] = namespace
                 else:
-                    problems.append("%s: namespace %r is not the project namespace %r (set foreign_namespace: "
-                                    "rewrite to move it, or fix the manifest)" % (what, declared, namespace))
+                    problems.append("%s: namespace %r is not the project namespace %r and the source's policy "
+                                    "allows no other namespace%s (%s, or fix the manifest)"
+                                    % (what, declared, namespace, _allowed(policy.namespaces), namespaces_hint))
                     continue
-            metadata["namespace"] = namespace
+                namespace_of_object = namespace
+            else:
+                namespace_of_object = namespace
+            metadata["namespace"] = namespace_of_object
         else:
-            if not allow_cluster_scoped:
-                problems.append("%s: %s is cluster-scoped; cluster-scoped objects are refused unless "
-                                "allow_cluster_scoped is true" % (what, kind))
+            if not policy.allows_kind(kind, group):
+                problems.append("%s: %s is cluster-scoped and the source's policy allows no cluster-scoped %s%s "
+                                "(%s)" % (what, kind, kind, _allowed(policy.kinds), kinds_hint))
                 continue
             metadata.pop("namespace", None)
         ref = ObjectRef.of(obj)

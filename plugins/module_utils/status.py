@@ -71,6 +71,10 @@ READY = "Ready"
 # Condition reasons (docs/resources.md lists them).
 PROPAGATED = "Propagated"
 PROPAGATION_FAILED = "PropagationFailed"
+# Condition of a source whose federated object claims a wider policy than the operator's (source_policy).
+POLICY = "Policy"
+CLAIM_IGNORED = "ClaimIgnored"
+OPERATOR_POLICY = "OperatorPolicy"
 PROGRESSING = "Progressing"
 SUCCEEDED = "Succeeded"
 HEALTH_CHECK_FAILED = "HealthCheckFailed"
@@ -339,6 +343,35 @@ def build_status(previous_status, results, placed, now, generation=None, revisio
     if track_revision and last_applied:
         status["lastAppliedRevision"] = last_applied
     return status
+
+
+def apply_policy(status, previous_status, policy, note, now, generation=None):
+    """Show a source's scope in its status: ``scope`` (platform or tenant, the STATUS table and the SCOPE
+    printer column), ``platform`` (what the operator's policy allows) and, when the federated object claimed
+    more than that policy, condition ``Policy`` False (``ClaimIgnored``) with the reason; it turns True
+    (``OperatorPolicy``) once the claim is back within the policy."""
+    status["scope"] = policy.get("scope") or "tenant"
+    account = policy.get("service_account")
+    allowed = {}
+    if status["scope"] == "platform" or policy.get("prune_crds"):
+        allowed = {"clusterScopedKinds": _listed(policy.get("cluster_scoped_kinds")),
+                   "namespaces": _listed(policy.get("namespaces")), "pruneCRDs": bool(policy.get("prune_crds"))}
+    if account:
+        allowed["serviceAccount"] = "%s/%s" % (account["namespace"], account["name"])
+    if allowed:
+        status["platform"] = allowed
+    previous = find_condition((previous_status or {}).get("conditions"), POLICY)
+    if note or previous:
+        condition = set_condition((previous_status or {}).get("conditions"), POLICY, "False" if note else "True",
+                                  CLAIM_IGNORED if note else OPERATOR_POLICY,
+                                  note or "the federated object claims no more than the operator's policy",
+                                  now, generation)
+        status["conditions"] = [c for c in status["conditions"] if c.get("type") != POLICY] + [condition]
+    return status
+
+
+def _listed(names):
+    return ["*"] if names == "*" else list(names or [])
 
 
 def build_source_status(previous_status, now, generation=None, revision=None, error=None):

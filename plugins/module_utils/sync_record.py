@@ -18,8 +18,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.events import WA
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
 from ansible_collections.gitops.federation.plugins.module_utils.status import (
-    DELETED, READY, SUSPENDED, build_source_status, build_status, normalize_results, set_condition, status_changed,
-    utc_now)
+    DELETED, READY, SUSPENDED, apply_policy, build_source_status, build_status, normalize_results, set_condition,
+    status_changed, utc_now)
 
 RECORDABLE_KINDS = (FEDERATED_KUSTOMIZATION, FEDERATED_SECRET)
 CONFLICT_RETRIES = 5
@@ -42,8 +42,14 @@ class SyncRecord:
 
 
 def record_sync(client, kind, namespace, name, results, placed=None, revision=None, suspended=False,
-                observed_generation=None, source_error=None, check_mode=False, now=None, cause=None):
-    """Write one sync's per-cluster results into the object's status and emit its Events."""
+                observed_generation=None, source_error=None, check_mode=False, now=None, cause=None, policy=None,
+                policy_note=None):
+    """Write one sync's per-cluster results into the object's status and emit its Events.
+
+    ``policy`` (a source's policy as the sync plan carries it) and ``policy_note`` (why the federated object's
+    claimed policy was ignored) are shown in the status of a FederatedKustomization (status.apply_policy); the
+    note is also a Warning event.
+    """
     if kind not in RECORDABLE_KINDS:
         raise FederationError("kind must be one of %s, got %s" % (", ".join(RECORDABLE_KINDS), kind))
     if source_error and kind != FEDERATED_KUSTOMIZATION:
@@ -73,6 +79,12 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
             ready = set_condition(previous.get("conditions"), READY, "False", "SourceFailed",
                                   "source failed: %s" % source_error, now, generation)
             status["conditions"] = [ready if c["type"] == READY else c for c in status["conditions"]]
+        if policy is not None and kind == FEDERATED_KUSTOMIZATION:
+            apply_policy(status, previous, policy, policy_note, now, generation)
+        elif previous.get("scope"):
+            status["scope"] = previous["scope"]
+            if previous.get("platform"):
+                status["platform"] = previous["platform"]
         record.previous_status, record.status = previous, status
         record.status_changed = status_changed(previous, status)
         if not record.status_changed or check_mode:
@@ -90,6 +102,8 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
         if cause and reason in ("Applied", "Failed"):
             message = "%s [%s]" % (message, cause)
         recorder.emit(event_type, reason, message, now)
+    if policy_note and kind == FEDERATED_KUSTOMIZATION:
+        recorder.emit(WARNING, "PolicyClaimIgnored", policy_note[:1024], now)
     if track_revision:
         _record_source(store, client, obj, namespace, revision, source_error, check_mode, now, record, recorder)
     record.events = recorder.recorded

@@ -59,7 +59,9 @@ def sync_plan(sources, lease_results, render_results, projects, secret_lease_res
                      terminating=bool(source.get("terminating")), placed=list(source.get("placed") or []),
                      unplaced=list(source.get("unplaced") or []),
                      target_namespace=source.get("target_namespace") or source["namespace"],
-                     ready=False, error=None, revision=None, clusters={}, record=True)
+                     ready=False, error=None, revision=None, clusters={}, record=True,
+                     # The operator's policy (source_policy.SourcePolicy.to_plan), never the object's claim.
+                     policy=source.get("policy") or None, policy_note=source.get("policy_note") or None)
         errors = list(source.get("errors") or [])
         if entry["suspended"] or entry["terminating"]:
             plan.append(entry)
@@ -110,11 +112,16 @@ def cluster_work(plan, cluster):
         settings = entry["clusters"].get(cluster)
         if settings is not None:
             work.append(dict(settings, key=entry["key"], owner=entry["owner"], state="present",
-                             suspended=bool(settings.get("suspended"))))
+                             suspended=bool(settings.get("suspended")), **_policy(entry)))
         elif cluster in (entry.get("unplaced") or []):
             work.append(dict(key=entry["key"], owner=entry["owner"], namespace=entry["target_namespace"],
-                             state="absent", suspended=False, revision=entry.get("revision")))
+                             state="absent", suspended=False, revision=entry.get("revision"), **_policy(entry)))
     return work
+
+
+def _policy(entry):
+    """The source's policy for a cluster's work (removal too: CRDs kept, same ServiceAccount); none: tenant."""
+    return dict(policy=entry["policy"]) if entry.get("policy") else {}
 
 
 def rollout_failures(reports, hosts):

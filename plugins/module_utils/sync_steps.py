@@ -41,6 +41,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.overrides import
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy, effective_policy
 from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_sync
 
 
@@ -80,8 +81,12 @@ class _SecretReader(object):
         return self.live[name]
 
 
-def read_projects(store, projects, clusters, source_name=None):
-    """(sources, secrets, credentials) of the projects; credentials {(namespace, secret): data or error}."""
+def read_projects(store, projects, clusters, source_name=None, policies=None):
+    """(sources, secrets, credentials) of the projects; credentials {(namespace, secret): data or error}.
+
+    Each source's ``policy`` is the operator's (``policies``: {key: SourcePolicy} from the inventory), whatever
+    its FederatedKustomization claims; ``policy_note`` says so when the claim goes beyond it.
+    """
     sources, secrets, credentials = [], [], {}
     for namespace in projects:
         kustomizations = store.list(FEDERATED_KUSTOMIZATION, namespace)
@@ -94,6 +99,9 @@ def read_projects(store, projects, clusters, source_name=None):
             spec = ((kustomization.get("spec") or {}).get("template") or {}).get("spec") or {}
             ref = (spec.get("sourceRef") or {}).get("name") or kustomization["metadata"]["name"]
             view = source_view(kustomization, repositories.get(ref), clusters)
+            policy, view["policy_note"] = effective_policy(
+                "%s/%s" % (namespace, view["name"]), policies, SourcePolicy.from_template(spec, namespace))
+            view["policy"] = policy.to_plan()
             for render in view["renders"]:
                 name = render.get("secret")
                 if name and (namespace, name) not in credentials:
@@ -206,10 +214,13 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
 
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
-            check_mode=False, allow_local_urls=False, kustomize_path=None):
-    """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed)."""
+            check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None):
+    """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed).
+
+    ``policies`` is {key: SourcePolicy}, the operator's (source_policy.policies_from_projects).
+    """
     store = FederationStore(client)
-    sources, secrets, credentials = read_projects(store, projects, clusters, source_name)
+    sources, secrets, credentials = read_projects(store, projects, clusters, source_name, policies)
     if source_name and not sources:
         raise FederationError("GitOps source %s not found in %s (option source)" % (source_name, ", ".join(projects)))
     leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode)
@@ -228,6 +239,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
                      render=r["item"]["render"]["id"], revision=r.get("revision"), changed=bool(r.get("changed")),
                      error=r.get("msg") if r.get("failed") else None) for r in renders]
     unknown = sorted(set(n for item in sources + secrets for n in item["unknown_clusters"]))
+    warnings.extend(s["policy_note"] for s in sources if s.get("policy_note"))
     for item in sources + secrets:
         if item["unknown_clusters"]:
             warnings.append("%s %s/%s names clusters that are not in the inventory: %s"
@@ -247,7 +259,8 @@ def _validate_source(client, work):
     objects = load_bundle(work["bundle"])
     if work.get("overrides"):
         objects = apply_object_overrides(objects, work["overrides"])
-    plan_bundle(objects, client.discovery(), work["namespace"], work["owner"], False, "reject")
+    plan_bundle(objects, client.discovery(), work["namespace"], work["owner"], False, "reject",
+                SourcePolicy.from_plan(work.get("policy")))
     return objects
 
 
@@ -398,7 +411,12 @@ def _propagate_secrets(client, management_client, namespace, cluster, cluster_la
 
 def _sync_source(client, item, objects, create_namespace, force_conflicts, check_mode, diff, secrets_written,
                  details):
-    options = SyncOptions(
+    policy = SourcePolicy.from_plan(item.get("policy"))
+    if policy.impersonated_user:
+        # Every request of this source's apply (reads, dry-runs, writes, prune, its inventory) is made as its
+        # ServiceAccount: the API server's RBAC bounds what the source can do.
+        client = client.impersonating(policy.impersonated_user)
+    options = SyncOptions(policy=policy,
         owner=item["owner"], namespace=item["namespace"], prune=item.get("prune", True), wait=item.get("wait", False),
         wait_timeout=item.get("wait_timeout") or 300, revision=item.get("revision"),
         force_conflicts=force_conflicts or bool(item.get("force_conflicts")),
@@ -438,7 +456,8 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
                               placed=entry.get("placed"), revision=entry.get("revision") or None,
                               suspended=entry.get("suspended", False),
                               observed_generation=entry.get("generation") or None,
-                              source_error=entry.get("error") or None, check_mode=check_mode, cause=cause)
+                              source_error=entry.get("error") or None, check_mode=check_mode, cause=cause,
+                              policy=entry.get("policy") or {}, policy_note=entry.get("policy_note"))
         changed = changed or outcome.changed
         recorded.append(dict(kind=FEDERATED_KUSTOMIZATION, key=entry["key"], changed=outcome.changed,
                              events=outcome.events))

@@ -22,6 +22,12 @@ description:
     unless every source of the project placed here was refused by that validation, in which case nothing is
     written for the project. Then it reconciles each source placed here (apply, prune, wait) and removes the
     ones placed elsewhere from this cluster, as M(gitops.federation.cluster_sync) with O(gitops.federation.cluster_sync#module:state=absent).
+  - Each source is validated and applied with the policy the plan carries for it (the operator's, from the
+    inventory). A tenant source holds objects of its project namespace only; a platform source also the
+    cluster-scoped kinds and other namespaces its policy allows, and its CRDs are pruned or removed only when the
+    policy allows it (else left in place, reported C(orphaned)). A source with a ServiceAccount is applied (and
+    pruned, removed) as it, with C(Impersonate-User) on every request, so the connection's credentials need the
+    C(impersonate) verb on it.
   - Failures of one source or one project's secrets do not stop the others; the module fails at the end,
     naming every failure, and returns the cluster's report either way.
 author:

@@ -70,7 +70,8 @@ options:
   state:
     description:
       - V(present) reconciles the bundle. V(absent) deletes every object in the owner's inventory (that still
-        carries the owner label), then the inventory itself.
+        carries the owner label), then the inventory itself; CustomResourceDefinitions are left in place unless
+        O(platform.prune_crds=true).
     type: str
     choices: [present, absent]
     default: present
@@ -97,9 +98,37 @@ options:
   allow_cluster_scoped:
     description:
       - Allow cluster-scoped objects (Namespaces, CRDs, ClusterRoles, ...). Refused by default, since a project
-        owns a namespace, not the cluster.
+        owns a namespace, not the cluster. O(platform) says which kinds instead, when given.
     type: bool
     default: false
+  platform:
+    description:
+      - A source's platform policy (as in C(gitops_projects), see C(docs/resources.md)). When given it replaces
+        O(allow_cluster_scoped) and lets namespaced objects keep a namespace it allows.
+      - CustomResourceDefinitions are pruned and torn down only with O(platform.prune_crds=true); otherwise they
+        are left in place and reported C(orphaned), since deleting a CRD deletes every custom resource of it.
+    type: dict
+    suboptions:
+      cluster_scoped_kinds:
+        description: Cluster-scoped kinds allowed (V(Kind) or V(Kind.group)), or V(all).
+        type: raw
+      namespaces:
+        description: Namespaces besides O(namespace) the objects may be in, or V(all).
+        type: raw
+      prune_crds:
+        description: Whether CustomResourceDefinitions may be pruned or torn down.
+        type: bool
+        default: false
+  service_account:
+    description:
+      - Apply (and prune, tear down) as this ServiceAccount of the cluster (header C(Impersonate-User
+        system:serviceaccount:<namespace>:<name>) on every request), so its RBAC bounds what is done. The
+        connection's credentials need the C(impersonate) verb on it. A request its RBAC forbids fails the run
+        before anything is written, naming the object and the ServiceAccount.
+    type: str
+  service_account_namespace:
+    description: Namespace of O(service_account); O(namespace) when unset.
+    type: str
   create_namespace:
     description:
       - Create O(namespace) when it does not exist. The namespace is not part of the inventory, so prune and
@@ -344,6 +373,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.health import pa
 from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 
 
 def argspec():
@@ -357,6 +387,13 @@ def argspec():
         allow_empty=dict(type="bool", default=False),
         foreign_namespace=dict(type="str", choices=["reject", "rewrite"], default="reject"),
         allow_cluster_scoped=dict(type="bool", default=False),
+        platform=dict(type="dict", options=dict(
+            cluster_scoped_kinds=dict(type="raw"),
+            namespaces=dict(type="raw"),
+            prune_crds=dict(type="bool", default=False),
+        )),
+        service_account=dict(type="str"),
+        service_account_namespace=dict(type="str"),
         create_namespace=dict(type="bool", default=False),
         force_conflicts=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
@@ -390,9 +427,20 @@ def lease_keeper(params):
     return LeaseKeeper([SyncLease(client, lease["namespace"], lease["source"], lease["holder"], lease["duration"])])
 
 
+def source_policy(params):
+    """The SourcePolicy of options platform/service_account, or None (allow_cluster_scoped decides)."""
+    if params["platform"] is None and not params["service_account"]:
+        return None
+    platform = params["platform"] or ({"cluster_scoped_kinds": "all"} if params["allow_cluster_scoped"] else {})
+    return SourcePolicy.from_inventory(
+        dict(platform=platform, service_account=params["service_account"],
+             service_account_namespace=params["service_account_namespace"]), params["namespace"], "cluster_sync")
+
+
 def run_module(module):
     params = module.params
-    options = SyncOptions(
+    policy = source_policy(params)
+    options = SyncOptions(policy=policy,
         owner=params["owner"], namespace=params["namespace"], prune=params["prune"], wait=params["wait"],
         wait_timeout=params["wait_timeout"], force_conflicts=params["force_conflicts"],
         allow_cluster_scoped=params["allow_cluster_scoped"], allow_empty=params["allow_empty"],
@@ -400,6 +448,8 @@ def run_module(module):
         health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"],
         check_mode=module.check_mode)
     client = cluster_client(module)
+    if policy is not None and policy.impersonated_user:
+        client = client.impersonating(policy.impersonated_user)
     engine = Engine(client, options)
     keeper = lease_keeper(params) if not module.check_mode else LeaseKeeper([])
     try:

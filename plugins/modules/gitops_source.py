@@ -117,6 +117,38 @@ options:
   target_namespace:
     description: Namespace the objects are applied to on each cluster. The project namespace when unset.
     type: str
+  platform:
+    description:
+      - Make this a platform source (the operator's decision), written on the FederatedKustomization as
+        C(spec.template.spec.platform) for kubectl users to see. Without it the source is a tenant source (objects of
+        its project namespace only, no cluster-scoped object).
+      - The sync never takes the policy from the object (a tenant who can write the project namespace could widen
+        it); it uses the operator's C(gitops_projects) (option C(policies) of M(gitops.federation.sync_plan)), and
+        reports a copy that claims more.
+    type: dict
+    suboptions:
+      cluster_scoped_kinds:
+        description: Cluster-scoped kinds the source may hold (V(Kind) or V(Kind.group)), or V(all).
+        type: raw
+      namespaces:
+        description: Namespaces besides the project's the source may write to, or V(all).
+        type: raw
+      prune_crds:
+        description:
+          - Whether CustomResourceDefinitions the source applied may be pruned or torn down. Never by default,
+            since deleting a CRD deletes every custom resource of it on the cluster; kept CRDs are reported
+            C(orphaned).
+        type: bool
+        default: false
+  service_account:
+    description:
+      - Name of a ServiceAccount on the attached clusters the source's objects are applied as (Kubernetes
+        impersonation, as Flux's C(serviceAccountName)), so its RBAC bounds what the source can do. Written as
+        C(spec.template.spec.serviceAccountName); the sync uses the operator's C(gitops_projects) value.
+    type: str
+  service_account_namespace:
+    description: Namespace of O(service_account) on the attached clusters; the project namespace when unset.
+    type: str
   health_checks:
     description: Readiness rules per kind, JMESPath expressions over the live objects (used when O(wait=true)).
     type: list
@@ -210,6 +242,18 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: A platform source (the operator's policy is also passed to the sync from gitops_projects)
+  gitops.federation.gitops_source:
+    kubeconfig: /etc/clusters/management.kubeconfig
+    namespace: platform
+    name: monitoring
+    url: https://git.example.com/platform/monitoring.git
+    cluster_selector: {}
+    platform:
+      cluster_scoped_kinds: [CustomResourceDefinition, ClusterRole, ClusterRoleBinding]
+      namespaces: [kube-system]
+    service_account: gitops-monitoring
+
 - name: Deploy the production overlay of the main branch to every attached cluster
   gitops.federation.gitops_source:
     kubeconfig: /etc/clusters/management.kubeconfig
@@ -287,6 +331,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 
 OVERRIDE_OPTIONS = dict(
     cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
@@ -323,6 +368,13 @@ def argspec():
         ignore=dict(type="str"),
         suspend=dict(type="bool"),
         target_namespace=dict(type="str"),
+        platform=dict(type="dict", options=dict(
+            cluster_scoped_kinds=dict(type="raw"),
+            namespaces=dict(type="raw"),
+            prune_crds=dict(type="bool", default=False),
+        )),
+        service_account=dict(type="str"),
+        service_account_namespace=dict(type="str"),
         health_checks=dict(type="list", elements="dict", options=dict(
             kind=dict(type="str", required=True),
             api_version=dict(type="str"),
@@ -376,6 +428,11 @@ def run_module(module):
             placement=placement_from_options(params["clusters"], params["cluster_selector"]),
             overrides=overrides_from_options(params["overrides"]),
             live_suspend=owned_suspend(live_kustomization, CONFIG_FIELD_MANAGER))
+        policy = SourcePolicy.from_inventory(
+            dict(name=name, platform=params["platform"], service_account=params["service_account"],
+                 service_account_namespace=params["service_account_namespace"]), namespace,
+            "gitops_source %s/%s" % (namespace, name))
+        kustomization["spec"]["template"]["spec"].update(policy.to_template())
         if params["secret"] and store.get(FEDERATED_SECRET, namespace, params["secret"]) is None:
             module.warn("GitOps source %s/%s uses secret %s, but FederatedSecret %s/%s does not exist (yet)"
                         % (namespace, name, params["secret"], namespace, params["secret"]))

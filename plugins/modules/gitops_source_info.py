@@ -172,7 +172,8 @@ sources:
     status:
       description:
         - The recorded status - C(last_applied_revision), C(artifact_revision) (of the FederatedGitRepository),
-          C(observed_generation), C(conditions) and C(clusters) (per-cluster entries).
+          C(observed_generation), C(conditions), C(clusters) (per-cluster entries), C(scope) (V(platform) or
+          V(tenant), as the last sync applied it) and C(platform) (what the operator's policy allowed).
       type: dict
     credentials:
       description:

@@ -79,6 +79,19 @@ options:
   kustomize_path:
     description: Path of the kustomize binary; by default it is looked up on C(PATH).
     type: path
+  policies:
+    description:
+      - The operator's policy of each source, from the inventory (filter C(gitops.federation.source_policies) of
+        C(gitops_projects)), as V([{namespace, name, platform, service_account, service_account_namespace}]) with
+        the options of a C(gitops_projects) source entry (see the C(sources) role and C(docs/resources.md)).
+      - A source not listed, or listed without C(platform), is a tenant source (objects of its project namespace
+        only, no cluster-scoped object). The policy copy on the FederatedKustomization (which a tenant with write
+        access to the project namespace can edit) is never used; when it claims more than this, the plan says so
+        (C(policy_note) of the source, a warning, and condition C(Policy) and a Warning event on the object).
+      - An invalid policy fails the module before anything is leased or written, naming the source and option.
+    type: list
+    elements: dict
+    default: []
 notes:
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
@@ -102,7 +115,9 @@ RETURN = r"""
 plan:
   description:
     - What each attached cluster does and what the record step writes. C(sources) holds one entry per source
-      (key, owner, placed, ready, error, revision, and per cluster its settings and bundle path);
+      (key, owner, placed, ready, error, revision, C(policy) the operator's policy it is applied with (scope,
+      cluster_scoped_kinds, namespaces, prune_crds, service_account), C(policy_note), and per cluster its settings
+      and bundle path);
       C(secret_projects) the projects whose federated secrets this run propagates; C(secret_errors) the
       projects whose secrets Lease another run holds; C(holder); C(secrets) the federated secrets and where
       they are placed.
@@ -127,6 +142,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.auth_options imp
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
 
 
@@ -141,6 +157,7 @@ def argspec():
         cache_dir=dict(type="path", required=True),
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
+        policies=dict(type="list", elements="dict", default=[]),
     )
 
 
@@ -149,12 +166,19 @@ def run_module(module):
     if not params["projects"]:
         raise FederationError("no project to sync (option projects); define gitops_projects in the inventory or "
                               "pass -e project=<namespace>")
+    policies = {}
+    for entry in params["policies"]:
+        if not entry.get("namespace") or not entry.get("name"):
+            raise FederationError("policies: every entry needs namespace and name, got %r" % sorted(entry))
+        key = "%s/%s" % (entry["namespace"], entry["name"])
+        policies[key] = SourcePolicy.from_inventory(entry, entry["namespace"], "gitops_projects source %s" % key)
     client = sync_client(auth_from_params(params), "management", params["cache_dir"])
     result = prepare(client, params["projects"],
                      parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
                      source_name=params["source"], lease_duration=params["lease_duration"],
                      lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"])
+                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                     policies=policies)
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)

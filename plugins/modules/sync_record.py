@@ -18,6 +18,9 @@ description:
     the status and Events of every source of O(plan) (as M(gitops.federation.gitops_status)) and of every
     federated secret of the projects whose secrets the run propagated, then releases the run's Leases and
     removes the check-mode scratch directory of M(gitops.federation.sync_plan).
+  - A source's status also shows the policy it was applied with (C(status.scope) platform or tenant, and
+    C(status.platform)); when its FederatedKustomization claims more than the operator's policy, condition
+    C(Policy) is False (reason C(ClaimIgnored)) and a Warning event C(PolicyClaimIgnored) says so.
   - Terminating sources (teardown records them) and sources whose Lease another run holds (that run records
     them) are not recorded.
   - Does not fail because something did not sync; RV(failures) lists it, for the playbook to fail with after

@@ -613,10 +613,12 @@ def test_teardown_with_an_unreachable_cluster_keeps_the_source_terminating_until
 
 def table_rows(run, namespace):
     lines = status_rows(run)
-    assert lines[0].split() == ["PROJECT", "SOURCE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED", "MESSAGE"]
+    assert lines[0].split() == ["PROJECT", "SOURCE", "SCOPE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED",
+                                "MESSAGE"]
     rows = {}
     for line in lines[1:]:
-        cells = re.split(r"\s{2,}", line, maxsplit=6)
+        cells = re.split(r"\s{2,}", line, maxsplit=7)
+        cells = cells[:2] + cells[3:]  # without SCOPE
         if cells[0] == namespace:
             rows[cells[2]] = cells + [""] * (7 - len(cells))
     return rows

@@ -188,6 +188,15 @@ def test_cluster_work_applies_placed_sources_and_removes_unplaced_ones():
     assert sync.cluster_work(plan, "c9") == []  # neither placed nor a known unplaced cluster
 
 
+def test_cluster_work_carries_the_operators_policy_to_apply_and_removal():
+    policy = dict(cluster_scoped_kinds=["ClusterRole"], namespaces=[], prune_crds=False, scope="platform",
+                  service_account=dict(namespace="team-a", name="deployer"))
+    plan = plan_for(source(policy=policy, policy_note="claims more"))
+    assert plan["sources"][0]["policy"] == policy and plan["sources"][0]["policy_note"] == "claims more"
+    assert sync.cluster_work(plan, "c1")[0]["policy"] == policy
+    assert sync.cluster_work(plan, "c3")[0]["policy"] == policy  # CRDs kept, same ServiceAccount on removal
+
+
 def test_cluster_work_removes_from_the_target_namespace():
     plan = plan_for(source(target_namespace="apps"))
     assert sync.cluster_work(plan, "c3")[0]["namespace"] == "apps"
@@ -340,7 +349,8 @@ def listed(name="podinfo", placed=("c1", "c2"), clusters=(), **extra):
 
 
 def cells(line):
-    return re.split(r"\s{2,}", line, maxsplit=6)
+    cells_ = re.split(r"\s{2,}", line, maxsplit=7)
+    return cells_[:2] + cells_[3:]  # without SCOPE (tested apart)
 
 
 def test_status_table_has_a_header_and_one_row_per_placed_or_recorded_cluster():
@@ -350,7 +360,8 @@ def test_status_table_has_a_header_and_one_row_per_placed_or_recorded_cluster():
         dict(name="c0", status="Applied", revision=REV_B, lastAppliedTime="2026-01-01T00:00:00Z"),
     ])
     lines = sync.status_table([source_])
-    assert lines[0].split() == ["PROJECT", "SOURCE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED", "MESSAGE"]
+    assert lines[0].split() == ["PROJECT", "SOURCE", "SCOPE", "CLUSTER", "STATE", "REVISION", "LAST", "APPLIED",
+                                "MESSAGE"]
     rows = [cells(line) for line in lines[1:]]
     # Placed clusters first in placement order, then clusters only the status still lists (sorted).
     assert rows == [
@@ -383,6 +394,29 @@ def test_status_table_states_of_suspended_terminating_pending_and_unplaced_sourc
     assert rows[4][4:6] == ["-", "-"]  # never applied: no revision, no time
     assert rows[5][6] == "placed on no inventory cluster"
     assert rows[6][6] == "FederatedGitRepository team-a/broken does not exist"
+
+
+def test_status_table_shows_platform_sources():
+    platform = listed("addons", placed=("c1",))
+    platform["status"]["scope"] = "platform"
+    tenant = listed("app", placed=("c1",))
+    rows = [re.split(r"\s{2,}", line) for line in sync.status_table([platform, tenant])[1:]]
+    assert [(row[1], row[2]) for row in rows] == [("addons", "platform"), ("app", "tenant")]
+
+
+def test_source_policies_keep_only_the_policy_options_of_gitops_projects():
+    projects = [{"namespace": "ops", "secrets": [{"name": "git", "password": "s3cret"}], "sources": [
+        {"name": "addons", "url": "https://git.example/addons.git", "secret": "git",
+         "platform": {"cluster_scoped_kinds": "all"}, "service_account": "deployer"},
+        {"name": "app", "url": "https://git.example/app.git"}]}]
+    assert sync.source_policies(projects) == [
+        {"namespace": "ops", "name": "addons", "platform": {"cluster_scoped_kinds": "all"},
+         "service_account": "deployer"},
+        {"namespace": "ops", "name": "app"}]
+    assert "s3cret" not in repr(sync.source_policies(projects))
+    assert sync.source_policy(projects, "ops", "addons") == {"platform": {"cluster_scoped_kinds": "all"},
+                                                             "service_account": "deployer"}
+    assert sync.source_policy(projects, "ops", "other") == {}
 
 
 def test_status_table_of_nothing_is_just_the_header():

@@ -6,7 +6,9 @@ import re
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 from ansible_collections.gitops.federation.plugins.module_utils.status import (
+    apply_policy,
     build_source_status,
     build_status,
     counts_phrase,
@@ -259,3 +261,21 @@ def test_every_reason_the_code_sets_is_documented():
     reasons = [status.PROPAGATED, status.PROPAGATION_FAILED, status.PROGRESSING, status.SUCCEEDED,
                status.HEALTH_CHECK_FAILED, status.SUSPENDED, "SourceFailed", "FetchFailed"]
     assert [reason for reason in reasons if "`%s`" % reason not in section] == []
+
+
+def test_status_shows_the_scope_and_a_claim_the_sync_ignored():
+    platform = SourcePolicy.from_inventory({"name": "addons", "service_account": "deployer", "platform": {
+        "cluster_scoped_kinds": ["ClusterRole"], "namespaces": "all"}}, "ops").to_plan()
+    status = apply_policy(build_status({}, results(("c1", "Applied")), ["c1"], T0), {}, platform, None, T0)
+    assert status["scope"] == "platform"
+    assert status["platform"] == {"clusterScopedKinds": ["ClusterRole"], "namespaces": ["*"], "pruneCRDs": False,
+                                  "serviceAccount": "ops/deployer"}
+    assert find_condition(status["conditions"], "Policy") is None  # nothing to say
+    narrowed = apply_policy(build_status(status, results(("c1", "Applied")), ["c1"], T1), status,
+                            SourcePolicy().to_plan(), "FederatedKustomization team/app claims more", T1)
+    assert narrowed["scope"] == "tenant" and "platform" not in narrowed
+    policy = find_condition(narrowed["conditions"], "Policy")
+    assert (policy["status"], policy["reason"]) == ("False", "ClaimIgnored") and "claims more" in policy["message"]
+    fixed = apply_policy(build_status(narrowed, results(("c1", "Applied")), ["c1"], T2), narrowed,
+                         SourcePolicy().to_plan(), None, T2)
+    assert find_condition(fixed["conditions"], "Policy")["status"] == "True"
