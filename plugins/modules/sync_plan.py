@@ -79,6 +79,29 @@ options:
   kustomize_path:
     description: Path of the kustomize binary; by default it is looked up on C(PATH).
     type: path
+  limits:
+    description:
+      - What one source may cost the controller (the sync playbooks take it from the inventory
+        variable C(gitops_limits)). A repository or render past a limit is refused with an error
+        naming the limit and this option; nothing is checked out (file count and file size are read from the
+        commit's tree first), rendered, written or applied.
+      - The download itself is bounded only by the source's C(timeout).
+    type: dict
+    suboptions:
+      max_files:
+        description: Files in the commit's tree (the whole repository, at the resolved commit).
+        type: int
+        default: 20000
+      max_file_size:
+        description: Bytes of any one file of the commit (10 MiB).
+        type: int
+        default: 10485760
+      max_render_size:
+        description:
+          - Bytes read to render the path (50 MiB) - the sum of its manifest files, or the output of
+            C(kustomize build).
+        type: int
+        default: 52428800
 notes:
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
@@ -141,6 +164,11 @@ def argspec():
         cache_dir=dict(type="path", required=True),
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
+        limits=dict(type="dict", options=dict(
+            max_files=dict(type="int", default=20000),
+            max_file_size=dict(type="int", default=10485760),
+            max_render_size=dict(type="int", default=52428800),
+        )),
     )
 
 
@@ -154,7 +182,8 @@ def run_module(module):
                      parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
                      source_name=params["source"], lease_duration=params["lease_duration"],
                      lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"])
+                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                     limits=params["limits"])
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
