@@ -147,6 +147,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes 
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
@@ -178,15 +179,32 @@ def run_module(module):
         raise FederationError("no project to sync (option projects); define gitops_projects in the inventory or "
                               "pass -e project=<namespace>")
     client = sync_client(auth_from_params(params), "management", params["cache_dir"])
-    result = prepare(client, params["projects"],
-                     parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
-                     source_name=params["source"], lease_duration=params["lease_duration"],
-                     lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
-                     limits=params["limits"])
+    try:
+        result = prepare(client, params["projects"],
+                         parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
+                         source_name=params["source"], lease_duration=params["lease_duration"],
+                         lease_wait=params["lease_wait"], check_mode=module.check_mode,
+                         allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                         limits=params["limits"])
+    except ApiError as err:
+        # Every request of this step goes to the management cluster: say so, and that nothing else was touched.
+        raise management_error(client, err)
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
+
+
+def management_error(client, err):
+    """A management-cluster request failure as the error of the whole sync, naming the server and the cause."""
+    unreachable = "cannot reach the API server %s: " % client.server
+    if err.status == 0:
+        what = "cannot reach it: " + (err.msg[len(unreachable):] if err.msg.startswith(unreachable) else err.msg)
+    else:
+        what = "%s (HTTP %s %s on %s %s)" % (err.msg, err.status, err.reason, err.method, err.path)
+    return FederationError(
+        "management cluster (API server %s): %s. The sync stopped before touching any attached cluster; check the "
+        "management host's connection variables (kubeconfig, context, host, ca_cert, validate_certs)"
+        % (client.server, what), status=err.status, server=client.server)
 
 
 def main():
