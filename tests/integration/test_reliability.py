@@ -7,8 +7,10 @@ port. Assertions read the clusters with the kubernetes client, never with the co
 """
 
 import base64
+import glob
 import os
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -16,7 +18,8 @@ import yaml
 from kube import get_or_none, service_account_kubeconfig, unique_name
 from playbook import run_module
 from test_playbooks import (  # noqa: I100 (the playbook-level environment and helpers are shared)
-    APP_OBJECTS, ATTACHED, FK, MANAGEMENT, OWNER_LABEL, SOURCE, Env, failed, failure_messages, ok, playbook)
+    APP_OBJECTS, ATTACHED, FK, MANAGEMENT, OWNER_LABEL, SOURCE, Env, failed, failure_details, failure_messages, ok,
+    playbook)
 from tools.localenv.processes import free_port
 
 
@@ -94,9 +97,18 @@ def test_a_dead_attached_apiserver_fails_only_its_cluster_and_the_next_run_conve
 def test_an_unreachable_management_cluster_fails_before_any_attached_cluster_is_touched(env):
     project = env.project("nomgmt")
     ok(playbook("sources", project.inventory()))
-    inventory = project.inventory(host_vars={MANAGEMENT: {"kubeconfig": env.unreachable_kubeconfig(MANAGEMENT)}})
+    kubeconfig = env.unreachable_kubeconfig(MANAGEMENT)
+    with open(kubeconfig) as handle:
+        server = yaml.safe_load(handle)["clusters"][0]["cluster"]["server"]
+    inventory = project.inventory(host_vars={MANAGEMENT: {"kubeconfig": kubeconfig}})
     run = failed(playbook("sync", inventory))
-    assert any(r.get("failed") and r["_host"] == MANAGEMENT for r in run.results), run.output[-4000:]
+    management = [r for r in run.results if r.get("failed") and r["_host"] == MANAGEMENT]
+    assert management, run.output[-4000:]
+    message = str(management[0].get("msg"))
+    assert message.startswith("management cluster (API server %s): cannot reach it: cannot connect" % server), message
+    assert "stopped before touching any attached cluster" in message, message
+    # The attached clusters' plays do nothing and fail with nothing of their own.
+    assert not [r for r in run.results if r.get("failed") and r["_host"] != MANAGEMENT], failure_details(run)
     for host in ATTACHED:
         assert get_or_none(env.clients[host], "v1", "Namespace", project.namespace) is None, host
 
@@ -138,6 +150,88 @@ def test_a_git_server_that_is_down_applies_and_prunes_nothing_and_status_says_wh
         ok(playbook("sources", project.inventory()))
 
     _broken_source_keeps_what_was_applied(env, project, project.inventory(), server_gone, "127.0.0.1")
+
+
+# -- bad input: limits on a repository and its render ----------------------------------------------------------
+
+
+def _fast_import(bare, files, branch="main"):
+    """Commit {path: (blob mark or bytes)} onto an empty branch of a bare repository with git fast-import: a tree of
+    100,000 entries of one blob, or one blob of 1 GiB of zeros streamed in chunks, costs seconds, not a work tree."""
+    proc = subprocess.Popen(["git", "fast-import", "--quiet"], cwd=bare, stdin=subprocess.PIPE)
+    blobs = {}
+    for path, content in files.items():
+        key = content if isinstance(content, tuple) else ("bytes", content)
+        if key in blobs:
+            continue
+        blobs[key] = len(blobs) + 1
+        if key[0] == "zeros":
+            proc.stdin.write(b"blob\nmark :%d\ndata %d\n" % (blobs[key], key[1]))
+            chunk = b"\0" * (8 * 1024 * 1024)
+            left = key[1]
+            while left:
+                proc.stdin.write(chunk[:min(left, len(chunk))])
+                left -= min(left, len(chunk))
+        else:
+            proc.stdin.write(b"blob\nmark :%d\ndata %d\n" % (blobs[key], len(key[1])) + key[1])
+        proc.stdin.write(b"\n")
+    proc.stdin.write(b"commit refs/heads/%s\ncommitter t <t@example.com> 0 +0000\ndata 4\nbig\n" % branch.encode())
+    for path, content in files.items():
+        key = content if isinstance(content, tuple) else ("bytes", content)
+        proc.stdin.write(b"M 100644 :%d %s\n" % (blobs[key], path.encode()))
+    proc.stdin.write(b"\n")
+    proc.stdin.close()
+    assert proc.wait() == 0
+
+
+def _huge_repo(git_servers, files):
+    repo = unique_name("huge")
+    bare = os.path.join(git_servers.repos_dir, repo + ".git")
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", bare], check=True)
+    _fast_import(bare, files)
+    return repo
+
+
+CM_TEXT = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+
+
+@pytest.mark.parametrize("case, files, limit", [
+    ("100,000 files", dict(("d%03d/f%06d.yaml" % (i // 1000, i), CM_TEXT) for i in range(100000)),
+     "more than 20000 files, more than the limit limits.max_files=20000"),
+    ("a 1 GiB file", {"cm.yaml": CM_TEXT, "data/disk.img": ("zeros", 1024 ** 3)},
+     "the file data/disk.img has 1073741824 bytes, more than the limit limits.max_file_size=10485760"),
+    ("a 54 MiB render", dict(("part-%d.yaml" % i, b"# padding\n" * (9 * 1024 * 1024 // 10)) for i in range(6)),
+     "its manifest files have more than 52428800 bytes, more than the limit limits.max_render_size=52428800"),
+], ids=["100000-files", "1GiB-file", "54MiB-render"])
+def test_a_huge_repository_or_render_is_refused_naming_its_limit(git_servers, tmp_path, case, files, limit):
+    repo = _huge_repo(git_servers, files)
+    cache = tmp_path / "cache"
+    started = time.monotonic()
+    result, unused_run = run_module("gitops.federation.git_render", {
+        "url": git_servers.http_url(repo), "username": git_servers.username, "password": git_servers.password,
+        "cache_dir": str(cache), "dest": str(tmp_path / "b.yaml")})
+    elapsed = time.monotonic() - started
+    assert result["failed"] is True, result
+    assert limit in result["msg"] and "nothing was written or applied" in result["msg"], result["msg"]
+    assert "gitops_limits." in result["msg"], result["msg"]
+    assert not (tmp_path / "b.yaml").exists()
+    checked_out = [p for p in glob.glob(str(cache / "*" / "*")) if not p.endswith(".git")]
+    if "render" not in case:  # refused from the commit's tree: nothing checked out
+        assert checked_out == [], checked_out
+    assert elapsed < 120, "%s took %.0fs" % (case, elapsed)
+
+
+def test_a_source_past_a_limit_applies_and_prunes_nothing_and_status_names_the_limit(env):
+    project = env.project("limit")
+    inventory = project.inventory()
+    ok(playbook("sources", inventory))
+    ok(playbook("sync", inventory))
+    big = "# " + "x" * 1000 + "\n"
+    commit = lambda: env.git.commit(project.repo, files={"overlays/attached-1/big.yaml": big * 11 * 1024})  # noqa
+    _broken_source_keeps_what_was_applied(env, project, inventory, commit, "limits.max_file_size")
+    # Raised by the operator (gitops_limits), the same commit syncs.
+    ok(playbook("sync", inventory, extra_vars={"gitops_limits": {"max_file_size": 12 * 1024 * 1024}}))
+    assert all(c["status"] == "Applied" for c in project.source()["status"]["clusters"])
 
 
 # -- bad input: option injection into git -----------------------------------------------------------------------
