@@ -256,7 +256,7 @@ def _chunks(entries):
     chunks, current, size = [], [], 0
     for ref, version in sorted(entries.items()):
         item = dict(group=ref.group, kind=ref.kind, namespace=ref.namespace, name=ref.name, apiVersion=version)
-        length = len(json.dumps(item, indent=1)) + 4  # the list's separators and indentation
+        length = len(json.dumps([item], indent=1))  # as it is nested in the list, plus a separator's worth
         if current and size + length > SHARD_BYTES:
             chunks.append(current)
             current, size = [], 0
