@@ -198,11 +198,9 @@ CM_TEXT = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
 @pytest.mark.parametrize("case, files, limit", [
     ("100,000 files", dict(("d%03d/f%06d.yaml" % (i // 1000, i), CM_TEXT) for i in range(100000)),
      "more than 20000 files, more than the limit limits.max_files=20000"),
-    ("a 1 GiB file", {"cm.yaml": CM_TEXT, "data/disk.img": ("zeros", 1024 ** 3)},
-     "the file data/disk.img has 1073741824 bytes, more than the limit limits.max_file_size=10485760"),
     ("a 54 MiB render", dict(("part-%d.yaml" % i, b"# padding\n" * (9 * 1024 * 1024 // 10)) for i in range(6)),
      "its manifest files have more than 52428800 bytes, more than the limit limits.max_render_size=52428800"),
-], ids=["100000-files", "1GiB-file", "54MiB-render"])
+], ids=["100000-files", "54MiB-render"])
 def test_a_huge_repository_or_render_is_refused_naming_its_limit(git_servers, tmp_path, case, files, limit):
     repo = _huge_repo(git_servers, files)
     cache = tmp_path / "cache"
