@@ -164,6 +164,29 @@ def _retry_after(headers):
         return None
 
 
+def _root_cause(exc):
+    while isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    return exc
+
+
+def connection_cause(exc):
+    """Why a connection failed, in a few words: urllib3 wraps the cause (refused, timed out, TLS) in its
+    retry and pool errors, whose text repeats the host and URL."""
+    cause = _root_cause(exc)
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        inner = cause.args[0] if cause.args else cause
+        return "TLS failed: %s (check the cluster's CA: certificate-authority in the kubeconfig or ca_cert; " \
+               "validate_certs: false turns verification off)" % (inner,)
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        text = str(cause)
+        marker = "Failed to establish a new connection: "
+        return "cannot connect (%s)" % (text.split(marker, 1)[1] if marker in text else text)
+    if isinstance(cause, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError)):
+        return "timed out (%s)" % (cause,)
+    return str(cause)
+
+
 def split_api_version(api_version):
     if "/" in api_version:
         group, version = api_version.split("/", 1)
@@ -229,7 +252,7 @@ class ClusterClient:
             method == "PATCH" and content_type == "application/apply-patch+yaml")
         if err.status == 429:
             pass
-        elif err.status in RETRY_STATUSES or err.status == 0:
+        elif err.status in RETRY_STATUSES or (err.status == 0 and err.reason != "TLSError"):
             if not repeatable:
                 return None
         else:
@@ -263,7 +286,10 @@ class ClusterClient:
         except ApiException as exc:
             raise ApiError.from_exception(exc, method, path)
         except urllib3.exceptions.HTTPError as exc:
-            raise ApiError(0, "ConnectionError", "cannot reach the API server %s: %s" % (self.server, exc),
+            # A certificate the client does not trust stays untrusted: no retry.
+            reason = "TLSError" if isinstance(_root_cause(exc), urllib3.exceptions.SSLError) else "ConnectionError"
+            raise ApiError(0, reason, "cannot reach the API server %s: %s" % (self.server,
+                                                                                       connection_cause(exc)),
                            method=method, path=path)
         data = response.data
         return json.loads(data) if data else None

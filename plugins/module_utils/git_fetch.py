@@ -40,6 +40,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -53,6 +54,13 @@ from ansible_collections.gitops.federation.plugins.module_utils.errors import Fe
 
 MASK = "********"
 DEFAULT_TIMEOUT = 120
+# What one source may cost the controller (the option ``limits`` of git_render and sync_plan; the sync playbooks'
+# ``gitops_limits``). A repository is checked before it is checked out, a render before its files are parsed.
+DEFAULT_LIMITS = dict(
+    max_files=20000,                    # files in the commit's tree (the checkout's disk and inodes)
+    max_file_size=10 * 1024 * 1024,     # bytes of any one file of the commit
+    max_render_size=50 * 1024 * 1024,   # bytes read to render one path: its manifest files, or kustomize's output
+)
 REF_KINDS = ("branch", "tag", "semver", "commit")
 URL_SCHEMES = ("http", "https", "ssh", "git+ssh", "ssh+git")
 LOCAL_SCHEMES = ("file",)
@@ -405,6 +413,47 @@ class GitCredentials:
         return [s for s in found if s]
 
 
+class Limits:
+    """Bounds on one source's repository and render (DEFAULT_LIMITS unless the option ``limits`` raises them).
+
+    A source past a limit is refused with an error naming the limit, its value and the option that raises it;
+    nothing is checked out, rendered or written.
+    """
+
+    def __init__(self, max_files=None, max_file_size=None, max_render_size=None, option="limits"):
+        given = dict(max_files=max_files, max_file_size=max_file_size, max_render_size=max_render_size)
+        for name, value in given.items():
+            if value is None:
+                value = DEFAULT_LIMITS[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise FederationError("%s.%s must be a positive integer, got %r" % (option, name, value))
+            setattr(self, name, value)
+        self.option = option
+
+    @classmethod
+    def from_option(cls, value, option="limits"):
+        """Limits from a module option: None (the defaults) or a mapping of some of max_files, max_file_size,
+        max_render_size."""
+        if isinstance(value, Limits):
+            return value
+        value = value or {}
+        if not isinstance(value, dict):
+            raise FederationError("%s must be a mapping of max_files, max_file_size and max_render_size, got %r"
+                                  % (option, value))
+        unknown = sorted(set(value) - set(DEFAULT_LIMITS))
+        if unknown:
+            raise FederationError("%s: unknown limit %s (known: %s)" % (option, ", ".join(unknown),
+                                                                      ", ".join(sorted(DEFAULT_LIMITS))))
+        return cls(option=option, **value)
+
+    def exceeded(self, what, name, found):
+        """The error for ``what`` (a repository, file or render) being past limit ``name``."""
+        return FederationError("%s: %s, more than the limit %s.%s=%d; refused before rendering, nothing was "
+                               "written or applied. Raise %s.%s (gitops_limits.%s in the sync playbooks) if this is "
+                               "meant to be synced" % (what, found, self.option, name, getattr(self, name),
+                                                       self.option, name, name), limit="%s.%s" % (self.option, name))
+
+
 class GitCommandError(Exception):
     def __init__(self, message, stderr):
         super(GitCommandError, self).__init__(message)
@@ -428,8 +477,9 @@ class GitSource:
     """One repository URL with its credentials and its cached clone."""
 
     def __init__(self, url, credentials=None, cache_dir=None, timeout=DEFAULT_TIMEOUT, tmp_dir=None,
-                 allow_local_urls=False):
+                 allow_local_urls=False, limits=None):
         self.credentials = credentials or GitCredentials()
+        self.limits = Limits.from_option(limits)
         self.allow_local_urls = bool(allow_local_urls)
         self.url, url_username, url_password = split_url_credentials(url, allow_local=self.allow_local_urls)
         if url_username and not self.credentials.username:
@@ -658,10 +708,64 @@ class GitSource:
         return found, True
 
     def _checkout(self, commit):
+        self._check_tree(commit)
         self._git(["checkout", "--quiet", "--force", "--detach", commit], what="check out", cwd=self.path,
                   raw_errors=True)
         # Nothing but the commit's files: a previous run or a person may have left files behind.
         self._git(["clean", "-q", "-ffdx"], what="clean the checkout of", cwd=self.path, raw_errors=True)
+
+    def _check_tree(self, commit):
+        """Refuse a commit whose tree is past limits.max_files or limits.max_file_size, before checking it out.
+
+        ``git ls-tree`` reads the commit's tree from the clone (sizes without reading the blobs); its output
+        is streamed, so a tree of millions of entries costs neither memory nor disk.
+        """
+        env = minimal_env()
+        env["GIT_ALLOW_PROTOCOL"] = self._allowed_protocols()
+        try:
+            proc = subprocess.Popen(["git", "ls-tree", "-r", "-l", "-z", "--full-tree", commit], cwd=self.path,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as err:
+            raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
+        what = "the repository %s at %s" % (self.url, commit[:12])
+        files, pending, problem = 0, b"", None
+        try:
+            while problem is None:
+                chunk = proc.stdout.read(65536)
+                if not chunk:
+                    break
+                entries = (pending + chunk).split(b"\0")
+                pending = entries.pop()
+                for entry in entries:
+                    meta, unused_tab, path = entry.partition(b"\t")
+                    fields = meta.split()
+                    if len(fields) < 4 or fields[1] != b"blob":
+                        continue  # submodules (commits) have no file here
+                    files += 1
+                    if files > self.limits.max_files:
+                        problem = self.limits.exceeded(what, "max_files", "more than %d files"
+                                                       % self.limits.max_files)
+                        break
+                    size = int(fields[3]) if fields[3].isdigit() else 0
+                    if size > self.limits.max_file_size:
+                        problem = self.limits.exceeded(
+                            what, "max_file_size", "the file %s has %d bytes" % (path.decode("utf-8", "replace"),
+                                                                                 size))
+                        break
+        finally:
+            if (problem is not None or sys.exc_info()[0] is not None) and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.stdout.close()
+            proc.wait()
+        if problem is not None:
+            raise problem
+        if proc.returncode != 0:
+            raise GitCommandError("git: cannot list the files of %s in the cache of %s" % (commit, self.url),
+                                  "ls-tree failed")
 
     # -- running git --------------------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ recursively (``.yaml``, ``.yml``, ``.json``; multi-document YAML; hidden files a
 files in path order). ``substitute`` then replaces ``${VAR}`` as Flux's postBuild does, every object is
 validated, and the bundle is one multi-document YAML file with a sha256 digest.
 
+Limits (``git_fetch.Limits``, the option ``limits``): no manifest file above ``max_file_size``, no more than
+``max_files`` of them, and at most ``max_render_size`` bytes read per render (the files' sizes are checked
+before any is read; kustomize's output goes to a file capped by RLIMIT_FSIZE), so a huge bundle is refused
+with an error naming the limit instead of exhausting the controller's memory.
+
 Nothing is read from outside the checkout: ``path`` and every symlink reachable from it must resolve inside
 it; every local kustomization reference reachable from ``path`` must too, and remote ones (URLs, git
 repositories) are refused, naming the kustomization file and the entry. kustomize runs with
@@ -25,13 +30,14 @@ import glob
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import tempfile
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
+from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import Limits, minimal_env
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
     dump_all,
     list_items,
@@ -205,32 +211,52 @@ def find_kustomize(kustomize_path=None):
                           "found: install it on PATH or set kustomize_path")
 
 
-def kustomize_build(root, directory, kustomize_path=None, timeout=None):
-    """The YAML text ``kustomize build`` prints for ``directory``; its stderr is in the error."""
+def kustomize_build(root, directory, kustomize_path=None, timeout=None, limits=None):
+    """The YAML text ``kustomize build`` prints for ``directory``; its stderr is in the error.
+
+    The output goes to a file in a private directory, capped one byte above limits.max_render_size by
+    RLIMIT_FSIZE, so an endless or huge output stops kustomize instead of filling memory or disk.
+    """
+    limits = Limits.from_option(limits)
     binary = find_kustomize(kustomize_path)
     relative = os.path.relpath(directory, os.path.realpath(root))
     home = tempfile.mkdtemp(prefix="gitops-federation-kustomize-")
+    cap = limits.max_render_size + 1
+
+    def capped():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
     try:
         env = minimal_env()
         # HOME is private and empty: no ~/.gitconfig, ~/.ssh, ~/.netrc or kustomize plugins of the operator.
         # No git transport is allowed, so a remote base that got past the check cannot be cloned either.
         env.update(HOME=home, XDG_CONFIG_HOME=home, GIT_ALLOW_PROTOCOL="none", GIT_SSH_COMMAND="false")
+        output = open(os.path.join(home, "build.yaml"), "w+b")
         try:
             proc = subprocess.Popen([binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+                                    env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                    stderr=subprocess.PIPE, start_new_session=True, preexec_fn=capped)
         except OSError as err:
+            output.close()
             raise FederationError("cannot run kustomize %s: %s" % (binary, err.strerror))
         try:
-            out, err = proc.communicate(timeout=timeout)
+            unused, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:
                 pass
             proc.communicate()
+            output.close()
             raise FederationError("kustomize build %s did not finish within %ss (option timeout)"
                                   % (relative, timeout))
+        with output:
+            size = os.fstat(output.fileno()).st_size
+            if size > limits.max_render_size:
+                raise limits.exceeded("kustomize build %s" % relative, "max_render_size",
+                                      "its output has more than %d bytes" % limits.max_render_size)
+            output.seek(0)
+            out = output.read()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
@@ -274,9 +300,28 @@ def manifest_files(root_real, directory):
     return found
 
 
-def read_plain_directory(root_real, directory, plain_scalar=None):
+def check_sizes(root_real, directory, paths, limits):
+    """Refuse manifest files past the limits before any is read: the count, each size and their total."""
+    relative = os.path.relpath(directory, root_real)
+    if len(paths) > limits.max_files:
+        raise limits.exceeded("the path %s" % relative, "max_files", "%d manifest files" % len(paths))
+    total = 0
+    for path in paths:
+        size = os.stat(path).st_size
+        if size > limits.max_file_size:
+            raise limits.exceeded("the file %s" % os.path.relpath(path, root_real), "max_file_size",
+                                  "%d bytes" % size)
+        total += size
+        if total > limits.max_render_size:
+            raise limits.exceeded("the path %s" % relative, "max_render_size",
+                                  "its manifest files have more than %d bytes" % limits.max_render_size)
+
+
+def read_plain_directory(root_real, directory, plain_scalar=None, limits=None):
     manifests = []
-    for path in manifest_files(root_real, directory):
+    paths = manifest_files(root_real, directory)
+    check_sizes(root_real, directory, paths, Limits.from_option(limits))
+    for path in paths:
         name = os.path.relpath(path, root_real)
         try:
             with open(path, "rb") as handle:
@@ -500,8 +545,9 @@ def remove_ignored(root, ignore):
     return removed
 
 
-def render_directory(root, path, substitute=None, kustomize_path=None, timeout=None, ignore=None):
+def render_directory(root, path, substitute=None, kustomize_path=None, timeout=None, ignore=None, limits=None):
     """Render ``path`` of the checkout ``root`` into validated objects (a RenderResult)."""
+    limits = Limits.from_option(limits)
     root_real = os.path.realpath(root)
     remove_ignored(root_real, ignore)
     directory = resolve_path(root_real, path)
@@ -510,11 +556,11 @@ def render_directory(root, path, substitute=None, kustomize_path=None, timeout=N
         # Overlays name ../base: follow every local reference, not just the subtree of path.
         _check_kustomize_references(root_real, directory)
         relative = os.path.relpath(directory, root_real)
-        manifests = load_yaml_documents(kustomize_build(root_real, directory, kustomize_path, timeout),
+        manifests = load_yaml_documents(kustomize_build(root_real, directory, kustomize_path, timeout, limits),
                                         "kustomize build %s output" % relative, plain_scalar)
         method = "kustomize"
     else:
-        manifests = read_plain_directory(root_real, directory, plain_scalar)
+        manifests = read_plain_directory(root_real, directory, plain_scalar, limits)
         method = "plain"
     manifests = expand_lists(manifests)
     if substitute:

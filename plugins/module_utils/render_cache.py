@@ -49,8 +49,9 @@ def kustomize_identity(kustomize_path=None):
 
 
 def stamp_key(commit, options, kustomize_path=None):
-    """The digest of everything a render depends on; options: path, substitute, ignore."""
+    """The digest of everything a render depends on; options: path, substitute, ignore, limits."""
     inputs = [STAMP_FORMAT, commit, options.get("path") or ".", options.get("substitute"), options.get("ignore"),
+              options.get("limits"),
               kustomize_identity(kustomize_path), code_digest()]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 

@@ -164,7 +164,8 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
             else:
                 source = GitSource(render.get("url"), GitCredentials.from_secret_data(data or {}),
                                    cache_dir=git_options.get("cache_dir"), timeout=timeout,
-                                   allow_local_urls=bool(git_options.get("allow_local_urls")))
+                                   allow_local_urls=bool(git_options.get("allow_local_urls")),
+                                   limits=git_options.get("limits"))
                 checkout_revision, text, key = _render_once(source, render, dest, git_options, check_mode, warnings)
                 rendered[same] = (checkout_revision, text, key)
             if check_mode:
@@ -198,7 +199,9 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
         # One ls-remote: the access proof every run makes, and the commit the ref points at now.
         revision, commit = source.resolve(ref)
         if commit:
-            key = render_cache.stamp_key(commit, render, git_options.get("kustomize_path"))
+            # Limits are inputs too: a render cached under higher limits is checked again under lower ones.
+            key = render_cache.stamp_key(commit, dict(render, limits=git_options.get("limits")),
+                                         git_options.get("kustomize_path"))
             cached = render_cache.cached_render(dest, key)
             if cached:
                 return revision, cached[1], key
@@ -206,7 +209,7 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
         result = render_directory(checkout.path, render.get("path") or ".",
                                   substitute=render.get("substitute") or None,
                                   kustomize_path=git_options.get("kustomize_path"), timeout=source.timeout,
-                                  ignore=render.get("ignore"))
+                                  ignore=render.get("ignore"), limits=git_options.get("limits"))
     if checkout.rebuilt_because:
         warnings.append("the git cache %s was rebuilt because %s" % (checkout.path, checkout.rebuilt_because))
     # The ref may have moved between ls-remote and fetch: stamp only a render of the commit the key names.
@@ -214,7 +217,7 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
 
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
-            check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None):
+            check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None, limits=None):
     """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed).
 
     ``policies`` is {key: SourcePolicy}, the operator's (source_policy.policies_from_projects).
@@ -228,7 +231,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
     renders, warnings = render_sources(
         sync_run.render_jobs(sources, leases), credentials, cache_dir, client.server,
         dict(cache_dir=os.path.join(cache_dir, "git"), allow_local_urls=allow_local_urls,
-             kustomize_path=kustomize_path, scratch_dir=scratch), check_mode)
+             kustomize_path=kustomize_path, scratch_dir=scratch, limits=limits), check_mode)
     credentials.clear()
     plan = sync_run.sync_plan(sources, leases, renders, projects, secret_leases)
     plan["holder"] = holder

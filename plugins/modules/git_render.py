@@ -171,6 +171,28 @@ options:
         separately for C(kustomize build).
     type: int
     default: 120
+  limits:
+    description:
+      - What one source may cost the controller. A repository or render past a limit is refused with an error
+        naming the limit and this option; nothing is checked out (file count and file size are read from the
+        commit's tree first), rendered, written or applied.
+      - The download itself is bounded only by O(timeout).
+    type: dict
+    suboptions:
+      max_files:
+        description: Files in the commit's tree (the whole repository, at the resolved commit).
+        type: int
+        default: 20000
+      max_file_size:
+        description: Bytes of any one file of the commit (10 MiB).
+        type: int
+        default: 10485760
+      max_render_size:
+        description:
+          - Bytes read to render the path (50 MiB) - the sum of its manifest files, or the output of
+            C(kustomize build).
+        type: int
+        default: 52428800
 notes:
   - The git CLI (2.32 or later) must be installed on the controller, and OpenSSH for SSH URLs.
   - Every run proves access with the given credentials (one C(git ls-remote)), also for a O(ref.commit) the
@@ -324,6 +346,11 @@ def argspec():
         cache_dir=dict(type="path"),
         kustomize_path=dict(type="path"),
         timeout=dict(type="int", default=120),
+        limits=dict(type="dict", options=dict(
+            max_files=dict(type="int", default=20000),
+            max_file_size=dict(type="int", default=10485760),
+            max_render_size=dict(type="int", default=52428800),
+        )),
     )
 
 
@@ -342,11 +369,11 @@ def run_module(module):
     if params["timeout"] <= 0:
         raise FederationError("timeout must be a positive number of seconds")
     source = GitSource(params["url"], credentials, cache_dir=params["cache_dir"], timeout=params["timeout"],
-                       allow_local_urls=params["allow_local_urls"])
+                       allow_local_urls=params["allow_local_urls"], limits=params["limits"])
     with source.checkout(params["ref"]) as checkout:
         rendered = render_directory(checkout.path, params["path"], substitute=params["substitute"],
                                     kustomize_path=params["kustomize_path"], timeout=params["timeout"],
-                                    ignore=params["ignore"])
+                                    ignore=params["ignore"], limits=params["limits"])
     if checkout.rebuilt_because:
         module.warn("the git cache %s was rebuilt because %s" % (checkout.path, checkout.rebuilt_because))
 

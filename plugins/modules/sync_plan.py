@@ -92,6 +92,29 @@ options:
     type: list
     elements: dict
     default: []
+  limits:
+    description:
+      - What one source may cost the controller (the sync playbooks take it from the inventory
+        variable C(gitops_limits)). A repository or render past a limit is refused with an error
+        naming the limit and this option; nothing is checked out (file count and file size are read from the
+        commit's tree first), rendered, written or applied.
+      - The download itself is bounded only by the source's C(timeout).
+    type: dict
+    suboptions:
+      max_files:
+        description: Files in the commit's tree (the whole repository, at the resolved commit).
+        type: int
+        default: 20000
+      max_file_size:
+        description: Bytes of any one file of the commit (10 MiB).
+        type: int
+        default: 10485760
+      max_render_size:
+        description:
+          - Bytes read to render the path (50 MiB) - the sum of its manifest files, or the output of
+            C(kustomize build).
+        type: int
+        default: 52428800
 notes:
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
@@ -139,6 +162,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes 
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
@@ -158,6 +182,11 @@ def argspec():
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
         policies=dict(type="list", elements="dict", default=[]),
+        limits=dict(type="dict", options=dict(
+            max_files=dict(type="int", default=20000),
+            max_file_size=dict(type="int", default=10485760),
+            max_render_size=dict(type="int", default=52428800),
+        )),
     )
 
 
@@ -173,15 +202,32 @@ def run_module(module):
         key = "%s/%s" % (entry["namespace"], entry["name"])
         policies[key] = SourcePolicy.from_inventory(entry, entry["namespace"], "gitops_projects source %s" % key)
     client = sync_client(auth_from_params(params), "management", params["cache_dir"])
-    result = prepare(client, params["projects"],
-                     parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
-                     source_name=params["source"], lease_duration=params["lease_duration"],
-                     lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
-                     policies=policies)
+    try:
+        result = prepare(client, params["projects"],
+                         parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
+                         source_name=params["source"], lease_duration=params["lease_duration"],
+                         lease_wait=params["lease_wait"], check_mode=module.check_mode,
+                         allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                         policies=policies, limits=params["limits"])
+    except ApiError as err:
+        # Every request of this step goes to the management cluster: say so, and that nothing else was touched.
+        raise management_error(client, err)
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
+
+
+def management_error(client, err):
+    """A management-cluster request failure as the error of the whole sync, naming the server and the cause."""
+    unreachable = "cannot reach the API server %s: " % client.server
+    if err.status == 0:
+        what = "cannot reach it: " + (err.msg[len(unreachable):] if err.msg.startswith(unreachable) else err.msg)
+    else:
+        what = "%s (HTTP %s %s on %s %s)" % (err.msg, err.status, err.reason, err.method, err.path)
+    return FederationError(
+        "management cluster (API server %s): %s. The sync stopped before touching any attached cluster; check the "
+        "management host's connection variables (kubeconfig, context, host, ca_cert, validate_certs)"
+        % (client.server, what), status=err.status, server=client.server)
 
 
 def main():

@@ -150,6 +150,26 @@ class LocalClusters:
         if os.path.isdir(self.workdir):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def stop_apiserver(self, name):
+        """Stop one cluster's kube-apiserver (its etcd data stays): the cluster is down, as for a crash."""
+        stop(self.by_name(name).pid)
+
+    def restart_apiserver(self, name, timeout=180):
+        """Start a stopped cluster's kube-apiserver again, as it was; wait until it is ready."""
+        cluster = self.by_name(name)
+        directory = os.path.join(self.workdir, name)
+        with open(os.path.join(directory, "kube-apiserver.argv.json")) as handle:
+            argv = json.load(handle)
+        stop(cluster.pid)
+        log_path = os.path.join(directory, "kube-apiserver.log")
+        cluster.pid = spawn(argv, log_path)
+        self._save()
+        context = ssl.create_default_context(cafile=cluster.ca_file)
+        context.load_cert_chain(os.path.join(directory, "admin.crt"), os.path.join(directory, "admin.key"))
+        wait_http(f"{cluster.server}/readyz", cluster.pid, log_path, f"kube-apiserver {name}", timeout=timeout,
+                  ssl_context=context)
+        return cluster
+
     def memory_bytes(self):
         """Resident memory of etcd plus every process of every cluster."""
         return rss_bytes(self.etcd_pid) + sum(rss_bytes(pid) for c in self.clusters for pid in c.pids().values())
@@ -207,7 +227,7 @@ class LocalClusters:
         port = free_port()
         server = f"https://127.0.0.1:{port}"
         log_path = path("kube-apiserver.log")
-        pid = spawn([
+        argv = [
             binary("kube-apiserver"),
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
             f"--etcd-servers={etcd_url}", f"--etcd-prefix=/clusters/{name}",
@@ -218,7 +238,11 @@ class LocalClusters:
             f"--service-account-key-file={path('sa.pub')}",
             f"--service-account-signing-key-file={path('sa.key')}",
             "--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false",
-        ], log_path)
+        ]
+        # Kept so restart_apiserver() can bring the same server back (same port, certificates and etcd prefix).
+        with open(path("kube-apiserver.argv.json"), "w") as handle:
+            json.dump(argv, handle)
+        pid = spawn(argv, log_path)
 
         kubeconfig = path("kubeconfig")
         _write_kubeconfig(kubeconfig, [(name, server, ca.cert_pem, admin_cert, admin_key)])

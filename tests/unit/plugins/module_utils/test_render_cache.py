@@ -120,6 +120,7 @@ def test_the_key_covers_every_input():
     base = dict(path=".", substitute={"A": "1"}, ignore=None)
     key = render_cache.stamp_key("a" * 40, base)
     assert render_cache.stamp_key("b" * 40, base) != key
-    for change in (dict(path="deploy"), dict(substitute={"A": "2"}), dict(ignore="*.md")):
+    for change in (dict(path="deploy"), dict(substitute={"A": "2"}), dict(ignore="*.md"),
+                   dict(limits={"max_files": 10})):
         assert render_cache.stamp_key("a" * 40, dict(base, **change)) != key, change
     assert render_cache.stamp_key("a" * 40, dict(base)) == key
