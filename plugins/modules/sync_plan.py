@@ -98,7 +98,7 @@ options:
         workflow form of the sync (C(playbooks/sync_workflow_plan.yml); see C(docs/awx.md)), and return the run's
         reference RV(run), which the plan job publishes as a C(set_stats) artifact.
       - They are Secrets labelled C(gitops.federation/run=<run id>) in each project namespace (a bundle may hold
-        Secret manifests): C(gitops-run-<id>-plan) with the project's part of the plan and
+        Secret manifests) - C(gitops-run-<id>-plan) with the project's part of the plan and
         C(gitops-run-<id>-bundle-<n>-<chunk>) with each bundle, gzip-compressed, in chunks under 1 MiB.
         M(gitops.federation.sync_record) deletes them after recording.
       - Objects of earlier runs of these projects that never reached their record job are deleted first, once
