@@ -144,8 +144,8 @@ class RunStore(object):
 
 
 def _project_part(plan, namespace):
-    part = dict((k, v) for k, v in plan.items() if k not in ("sources", "secrets", "projects", "secret_projects",
-                                                              "scratch_dir"))
+    left_out = ("sources", "secrets", "projects", "secret_projects", "scratch_dir")
+    part = dict((k, v) for k, v in plan.items() if k not in left_out)
     part["projects"] = [namespace]
     part["secret_projects"] = [n for n in plan.get("secret_projects") or [] if n == namespace]
     part["sources"] = [e for e in plan.get("sources") or [] if e["namespace"] == namespace]

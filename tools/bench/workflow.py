@@ -40,6 +40,7 @@ def run(playbook, inventory, extra=None, limit=None, forks=5, cache=None):
         os.path.join(ROOT, ".build", "collections"),
         os.path.join(os.path.dirname(os.path.dirname(os.__file__)), "site-packages")]),
         ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_SHOW_CUSTOM_STATS="1",
         GITOPS_FEDERATION_CACHE=cache, PATH=bin_dir_path() + os.pathsep + VENV_BIN + os.pathsep + os.environ["PATH"])
     began = time.monotonic()
     with tempfile.TemporaryFile() as output:
