@@ -43,9 +43,23 @@ attributes:
     description: Before and after of every changed object, per source, with Secret values redacted.
 options:
   plan:
-    description: The RV(gitops.federation.sync_plan#module:plan) returned by M(gitops.federation.sync_plan).
+    description:
+      - The RV(gitops.federation.sync_plan#module:plan) returned by M(gitops.federation.sync_plan).
+      - Exactly one of O(plan) and O(run) is required.
     type: dict
-    required: true
+  run:
+    description:
+      - The apply job of the AWX workflow form of the sync - the RV(gitops.federation.sync_plan#module:run)
+        reference the plan job published (extra variable C(gitops_sync_run)), instead of O(plan).
+      - The plan and the bundles of the sources placed on this cluster are read from the management cluster
+        (O(management)) into a private temporary directory, removed when the module ends; this cluster's report is
+        stored there (Secret C(gitops-run-<id>-result-<cluster digest>) in each project namespace) for
+        M(gitops.federation.sync_record), except in check mode. Nothing is rendered and no Lease is taken or
+        released; the plan's Leases are renewed under the plan job's holder while the cluster is reconciled, as in
+        C(sync.yml), and the cluster is not touched if another run took one of them meanwhile.
+      - Fails when the run was planned in check mode, against another management cluster, or its objects are gone
+        (recorded already).
+    type: dict
   cluster:
     description: The name of this cluster in the inventory (its placement name).
     type: str
@@ -127,6 +141,14 @@ EXAMPLES = r"""
     management: "{{ hostvars[groups['management'][0]] | gitops.federation.cluster_connection }}"
   register: gitops_reconcile
   ignore_errors: true
+
+- name: Apply job of the AWX workflow - the plan, bundles and result on the management cluster
+  gitops.federation.cluster_reconcile:
+    run: "{{ gitops_sync_run }}"
+    cluster: "{{ inventory_hostname }}"
+    cluster_labels: "{{ cluster_labels | default({}) }}"
+    management: "{{ gitops_management }}"
+  ignore_errors: true
 """
 
 RETURN = r"""
@@ -143,6 +165,11 @@ details:
       C(diff) in diff mode.
   returned: always
   type: dict
+stored:
+  description: With O(run), the result Secrets written for the record job (V(<namespace>/<name>)).
+  returned: when O(run) is given
+  type: list
+  elements: str
 api_requests:
   description: Requests made to this cluster, by verb, plus C(writes) (dry runs apart).
   returned: always
@@ -155,6 +182,7 @@ light_kubernetes()  # before the imports below load the kubernetes library: only
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import reconcile_run
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
     failed_report, reconcile, sync_client)
 
@@ -175,7 +203,8 @@ class _LazyClient:
 
 def argspec():
     return dict(
-        plan=dict(type="dict", required=True),
+        plan=dict(type="dict"),
+        run=dict(type="dict"),
         cache_dir=dict(type="path"),
         cluster=dict(type="str", required=True),
         cluster_labels=dict(type="dict", default={}),
@@ -188,17 +217,29 @@ def argspec():
 def run_module(module):
     params = module.params
     client = None
-    try:
-        client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
-        outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"], params["cluster"],
-                            cluster_labels=params["cluster_labels"], create_namespace=params["create_namespace"],
-                            force_conflicts=params["force_conflicts"], check_mode=module.check_mode,
-                            diff=module._diff)
-    except FederationError as err:
-        # Nothing could be done on this cluster: every source and secret of its work is reported failed.
-        outcome = failed_report(params["plan"], params["cluster"], err)
+    options = dict(cluster_labels=params["cluster_labels"], create_namespace=params["create_namespace"],
+                   force_conflicts=params["force_conflicts"], check_mode=module.check_mode, diff=module._diff)
+    if params["run"] is not None:
+        # The apply job of the workflow form: a failure to reach the management cluster fails the module (there
+        # is nowhere to store a result; the record job reports the cluster as not reconciled).
+        management = sync_client(auth_from_params(params["management"]), "management", params["cache_dir"])
+        try:
+            client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
+        except FederationError as err:
+            client, options["connection_error"] = None, err
+        outcome = reconcile_run(client, management, params["run"], params["cluster"], **options)
+    else:
+        try:
+            client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
+            outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"],
+                                params["cluster"], **options)
+        except FederationError as err:
+            # Nothing could be done on this cluster: every source and secret of its work is reported failed.
+            outcome = failed_report(params["plan"], params["cluster"], err)
     result = dict(changed=outcome["changed"], report=outcome["report"], details=outcome["details"],
                   api_requests=request_counts(client) if client is not None else {})
+    if "stored" in outcome:
+        result["stored"] = outcome["stored"]
     if outcome["failed"]:
         lines = []
         for failure in outcome["failed"]:
@@ -211,7 +252,8 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
+    module = cluster_module(argspec(), supports_check_mode=True, mutually_exclusive=[("plan", "run")],
+                            required_one_of=[("plan", "run")])
     try:
         run_module(module)
     except FederationError as err:

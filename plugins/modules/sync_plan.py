@@ -115,6 +115,20 @@ options:
             C(kustomize build).
         type: int
         default: 52428800
+  publish:
+    description:
+      - Also store the plan and its bundles on the management cluster, for the apply and record jobs of the AWX
+        workflow form of the sync (C(playbooks/sync_workflow_plan.yml); see C(docs/awx.md)), and return the run's
+        reference RV(run), which the plan job publishes as a C(set_stats) artifact.
+      - They are Secrets labelled C(gitops.federation/run=<run id>) in each project namespace (a bundle may hold
+        Secret manifests) - C(gitops-run-<id>-plan) with the project's part of the plan and
+        C(gitops-run-<id>-bundle-<n>-<chunk>) with each bundle, gzip-compressed, in chunks under 1 MiB.
+        M(gitops.federation.sync_record) deletes them after recording.
+      - Objects of earlier runs of these projects that never reached their record job are deleted first, once
+        their holder holds no Lease in the project and they are older than its lease duration.
+      - In check mode nothing is stored; RV(run) says so and the apply and record modules refuse it.
+    type: bool
+    default: false
 notes:
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
@@ -156,6 +170,24 @@ unknown_clusters:
   returned: always
   type: list
   elements: str
+run:
+  description:
+    - The reference to this run for the apply and record jobs (O(gitops.federation.cluster_reconcile#module:run),
+      O(gitops.federation.sync_record#module:run)) - C(id) (derived from O(holder), it names the stored objects),
+      C(holder), C(projects), C(management) (a digest of the management API server URL) and C(stored) (false in
+      check mode). No secret value; a few hundred bytes whatever the number of clusters.
+  returned: when O(publish=true)
+  type: dict
+stored:
+  description: The Secrets written for the run (V(<namespace>/<name>)).
+  returned: when O(publish=true)
+  type: list
+  elements: str
+collected:
+  description: Earlier runs whose left-over objects were deleted (V(<namespace>/<run id>)).
+  returned: when O(publish=true)
+  type: list
+  elements: str
 """
 
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
@@ -167,6 +199,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.cluster_module i
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import publish
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
 
 
@@ -187,6 +220,7 @@ def argspec():
             max_file_size=dict(type="int", default=10485760),
             max_render_size=dict(type="int", default=52428800),
         )),
+        publish=dict(type="bool", default=False),
     )
 
 
@@ -214,6 +248,10 @@ def run_module(module):
         raise management_error(client, err)
     for warning in result.pop("warnings"):
         module.warn(warning)
+    if params["publish"]:
+        handoff = publish(client, result["plan"], check_mode=module.check_mode)
+        result.update(run=handoff["run"], stored=handoff["stored"], collected=handoff["collected"],
+                      changed=result["changed"] or handoff["changed"])
     module.exit_json(**result)
 
 

@@ -38,13 +38,25 @@ attributes:
     description: See M(gitops.federation.gitops_status) for a diff of one object's status.
 options:
   plan:
-    description: The RV(gitops.federation.sync_plan#module:plan) of this run.
+    description:
+      - The RV(gitops.federation.sync_plan#module:plan) of this run.
+      - Exactly one of O(plan) and O(run) is required.
     type: dict
-    required: true
+  run:
+    description:
+      - The record job of the AWX workflow form of the sync - the RV(gitops.federation.sync_plan#module:run)
+        reference the plan job published (extra variable C(gitops_sync_run)), instead of O(plan) and O(reports).
+      - The plan and the reports the apply jobs stored (M(gitops.federation.cluster_reconcile) with
+        O(gitops.federation.cluster_reconcile#module:run)) are read from the management cluster. A cluster of
+        O(hosts) that has work in the plan but no stored report (its apply job failed before reconciling it, was
+        cancelled, or its limit left it out) is recorded as V(Failed) and listed in RV(failures) and RV(missing).
+      - After recording and releasing the Leases, every object of the run is deleted (not in check mode).
+    type: dict
   reports:
     description:
       - The report of each attached cluster that ran, by inventory host name (filter
         C(gitops.federation.sync_reports)). Clusters that did not report are left out of the status.
+      - Ignored with O(run).
     type: dict
     default: {}
   hosts:
@@ -80,6 +92,12 @@ EXAMPLES = r"""
     reports: "{{ hostvars | gitops.federation.sync_reports(groups['attached']) }}"
     hosts: "{{ groups['attached'] }}"
   register: gitops_recorded
+
+- name: Record job of the AWX workflow - plan and reports from the management cluster
+  gitops.federation.sync_record:
+    run: "{{ gitops_sync_run }}"
+    hosts: "{{ groups['attached'] }}"
+  register: gitops_recorded
 """
 
 RETURN = r"""
@@ -98,6 +116,16 @@ failures:
   returned: always
   type: list
   elements: str
+reported:
+  description: With O(run), the clusters whose apply job stored a report.
+  returned: when O(run) is given
+  type: list
+  elements: str
+missing:
+  description: With O(run), the clusters with work in the plan and no stored report (recorded as V(Failed)).
+  returned: when O(run) is given
+  type: list
+  elements: str
 """
 
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
@@ -106,12 +134,14 @@ light_kubernetes()  # before the imports below load the kubernetes library: only
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import record_run
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record, sync_client
 
 
 def argspec():
     return dict(
-        plan=dict(type="dict", required=True),
+        plan=dict(type="dict"),
+        run=dict(type="dict"),
         cache_dir=dict(type="path"),
         reports=dict(type="dict", default={}),
         hosts=dict(type="list", elements="str", default=[]),
@@ -122,12 +152,16 @@ def argspec():
 def run_module(module):
     params = module.params
     client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    if params["run"] is not None:
+        module.exit_json(**record_run(client, params["run"], params["hosts"], check_mode=module.check_mode,
+                                      trigger=params["trigger"]))
     module.exit_json(**record(client, params["plan"], params["reports"], params["hosts"],
                               check_mode=module.check_mode, trigger=params["trigger"]))
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
+    module = cluster_module(argspec(), supports_check_mode=True, mutually_exclusive=[("plan", "run")],
+                            required_one_of=[("plan", "run")])
     try:
         run_module(module)
     except FederationError as err:
