@@ -150,6 +150,36 @@ class LocalClusters:
         if os.path.isdir(self.workdir):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def stop_apiserver(self, name):
+        """Stop one cluster's kube-apiserver, as an outage: etcd (its data) and its other processes keep running.
+
+        Returns False if it was not running.
+        """
+        cluster = self.by_name(name)
+        if not alive(cluster.pid):
+            return False
+        stop(cluster.pid)
+        return True
+
+    def start_apiserver(self, name, timeout=180):
+        """Start a stopped kube-apiserver again: same arguments, port, certificates and etcd data; wait for /readyz.
+
+        Returns False if it was running already.
+        """
+        cluster = self.by_name(name)
+        if alive(cluster.pid):
+            return False
+        with open(os.path.join(cluster.directory, "kube-apiserver.argv.json")) as handle:
+            argv = json.load(handle)
+        log_path = os.path.join(cluster.directory, "kube-apiserver.log")
+        cluster.pid = spawn(argv, log_path)
+        self._save()
+        context = ssl.create_default_context(cafile=cluster.ca_file)
+        context.load_cert_chain(os.path.join(cluster.directory, "admin.crt"), os.path.join(cluster.directory, "admin.key"))
+        wait_http(f"{cluster.server}/readyz", cluster.pid, log_path, f"kube-apiserver {cluster.name}",
+                  timeout=timeout, ssl_context=context)
+        return True
+
     def memory_bytes(self):
         """Resident memory of etcd plus every process of every cluster."""
         return rss_bytes(self.etcd_pid) + sum(rss_bytes(pid) for c in self.clusters for pid in c.pids().values())
@@ -207,7 +237,7 @@ class LocalClusters:
         port = free_port()
         server = f"https://127.0.0.1:{port}"
         log_path = path("kube-apiserver.log")
-        pid = spawn([
+        argv = [
             binary("kube-apiserver"),
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
             f"--etcd-servers={etcd_url}", f"--etcd-prefix=/clusters/{name}",
@@ -218,7 +248,11 @@ class LocalClusters:
             f"--service-account-key-file={path('sa.pub')}",
             f"--service-account-signing-key-file={path('sa.key')}",
             "--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false",
-        ], log_path)
+        ]
+        # Kept so start_apiserver() can bring a stopped apiserver back on the same port with the same data.
+        with open(path("kube-apiserver.argv.json"), "w") as handle:
+            json.dump(argv, handle)
+        pid = spawn(argv, log_path)
 
         kubeconfig = path("kubeconfig")
         _write_kubeconfig(kubeconfig, [(name, server, ca.cert_pem, admin_cert, admin_key)])
