@@ -22,7 +22,7 @@ help:
 	@echo "make demo          start local clusters + git server, run sources and sync, print status"
 	@echo "make demo-down     stop everything the demo started"
 	@echo "make test          install what is needed, then unit, integration, sanity, lint and molecule tests"
-	@echo "make molecule      molecule test -s default: real clusters, sources + sync, idempotence, verify"
+	@echo "make molecule      molecule test --all: every scenario of molecule/ on one shared set of real clusters"
 	@echo "make bench         sync.yml vs cluster_sync, kubectl and kubernetes.core on local clusters (docs/performance.md)"
 	@echo "make bench-push    push-to-applied latency of sync on push (Gitea, ansible-rulebook, local clusters)"
 	@echo "make ee-context    ansible-builder create: the execution environment build context in .build/ee/context"
@@ -69,9 +69,13 @@ sanity: venv
 lint: venv collection-link
 	$(VENV)/bin/ansible-lint
 
-# The default scenario starts its own clusters and git server in .build/molecule/localenv (see molecule/default).
+# Every scenario (molecule/README.md). They share one local environment in .build/molecule/localenv: the default
+# scenario's create starts it once before all of them and its destroy stops it after them (shared_state); the
+# trap stops it also when Molecule fails before its destroy or is interrupted.
+MOLECULE_LOCALENV := $(abspath $(BUILD))/molecule/localenv
 molecule: deps
-	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test -s default
+	@trap '$(PYTHON) -m tools.localenv --dir $(MOLECULE_LOCALENV) demo-down >/dev/null 2>&1 || true' EXIT; \
+	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test --all
 
 # Not part of `make test` (tests/integration/test_bench.py runs a small one). Options: BENCH_ARGS, e.g.
 # BENCH_ARGS="--objects 100,1000 --clusters 1,3 --runs 3"; results in docs/performance.json (docs/performance.md).

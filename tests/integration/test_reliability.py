@@ -70,7 +70,7 @@ def test_a_dead_attached_apiserver_fails_only_its_cluster_and_the_next_run_conve
     try:
         run = failed(playbook("sync", inventory))
     finally:
-        local_clusters.restart_apiserver(dead)
+        local_clusters.start_apiserver(dead)
     # The live cluster got everything; the failure names the dead one only.
     assert owned_refs(project, ATTACHED[0]) == sorted((k, n) for unused, k, n in APP_OBJECTS)
     messages = " ".join(failure_messages(run))

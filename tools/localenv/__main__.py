@@ -84,6 +84,28 @@ def demo_down(args):
     git_down(args)
 
 
+def apiserver_stop(args):
+    env = LocalClusters.load(os.path.join(args.dir, "clusters"))
+    stopped = env.stop_apiserver(args.name)
+    print(f"stopped kube-apiserver of {args.name}" if stopped else f"kube-apiserver of {args.name} was not running")
+
+
+def apiserver_start(args):
+    env = LocalClusters.load(os.path.join(args.dir, "clusters"))
+    started = env.start_apiserver(args.name)
+    print(f"started kube-apiserver of {args.name}" if started else f"kube-apiserver of {args.name} was running")
+
+
+def git_repo(args):
+    """Create repository NAME from a directory, or commit the directory's content as its new tree."""
+    servers = GitServers.load(os.path.join(args.dir, "git"))
+    if os.path.exists(os.path.join(servers.repos_dir, f"{args.name}.git")):
+        sha = servers.commit(args.name, source_dir=args.source, replace=True, message=args.message)
+    else:
+        sha = servers.create_repo(args.name, source_dir=args.source)
+    print(f"{servers.http_url(args.name)} {sha}")
+
+
 def status(args):
     env = LocalClusters.load(os.path.join(args.dir, "clusters"))
     for cluster in env.clusters:
@@ -114,6 +136,17 @@ def main(argv=None):
                       help="attached clusters without controller-manager, scheduler and kwok (Pods never run)")
     demo.set_defaults(func=demo_up)
     commands.add_parser("demo-down", help="stop what demo-up started").set_defaults(func=demo_down)
+    down = commands.add_parser("apiserver-stop", help="stop one cluster's kube-apiserver (an outage; data is kept)")
+    down.add_argument("name")
+    down.set_defaults(func=apiserver_stop)
+    back = commands.add_parser("apiserver-start", help="start a stopped kube-apiserver again (same port and data)")
+    back.add_argument("name")
+    back.set_defaults(func=apiserver_start)
+    repo = commands.add_parser("git-repo", help="create a repository from a directory, or commit it as its new tree")
+    repo.add_argument("name")
+    repo.add_argument("--source", required=True, help="directory whose content becomes the branch's tree")
+    repo.add_argument("--message", default="update")
+    repo.set_defaults(func=git_repo)
     args = parser.parse_args(argv)
     try:
         args.func(args)

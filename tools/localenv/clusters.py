@@ -151,24 +151,34 @@ class LocalClusters:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop_apiserver(self, name):
-        """Stop one cluster's kube-apiserver (its etcd data stays): the cluster is down, as for a crash."""
-        stop(self.by_name(name).pid)
+        """Stop one cluster's kube-apiserver, as an outage: etcd (its data) and its other processes keep running.
 
-    def restart_apiserver(self, name, timeout=180):
-        """Start a stopped cluster's kube-apiserver again, as it was; wait until it is ready."""
+        Returns False if it was not running.
+        """
         cluster = self.by_name(name)
-        directory = os.path.join(self.workdir, name)
-        with open(os.path.join(directory, "kube-apiserver.argv.json")) as handle:
-            argv = json.load(handle)
+        if not alive(cluster.pid):
+            return False
         stop(cluster.pid)
-        log_path = os.path.join(directory, "kube-apiserver.log")
+        return True
+
+    def start_apiserver(self, name, timeout=180):
+        """Start a stopped kube-apiserver again: same arguments, port, certificates and etcd data; wait for /readyz.
+
+        Returns False if it was running already.
+        """
+        cluster = self.by_name(name)
+        if alive(cluster.pid):
+            return False
+        with open(os.path.join(cluster.directory, "kube-apiserver.argv.json")) as handle:
+            argv = json.load(handle)
+        log_path = os.path.join(cluster.directory, "kube-apiserver.log")
         cluster.pid = spawn(argv, log_path)
         self._save()
         context = ssl.create_default_context(cafile=cluster.ca_file)
-        context.load_cert_chain(os.path.join(directory, "admin.crt"), os.path.join(directory, "admin.key"))
-        wait_http(f"{cluster.server}/readyz", cluster.pid, log_path, f"kube-apiserver {name}", timeout=timeout,
-                  ssl_context=context)
-        return cluster
+        context.load_cert_chain(os.path.join(cluster.directory, "admin.crt"), os.path.join(cluster.directory, "admin.key"))
+        wait_http(f"{cluster.server}/readyz", cluster.pid, log_path, f"kube-apiserver {cluster.name}",
+                  timeout=timeout, ssl_context=context)
+        return True
 
     def memory_bytes(self):
         """Resident memory of etcd plus every process of every cluster."""
@@ -239,7 +249,7 @@ class LocalClusters:
             f"--service-account-signing-key-file={path('sa.key')}",
             "--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false",
         ]
-        # Kept so restart_apiserver() can bring the same server back (same port, certificates and etcd prefix).
+        # Kept so start_apiserver() can bring a stopped apiserver back on the same port with the same data.
         with open(path("kube-apiserver.argv.json"), "w") as handle:
             json.dump(argv, handle)
         pid = spawn(argv, log_path)
