@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import datetime
 import hashlib
 import os
 import shutil
@@ -41,7 +42,9 @@ from ansible_collections.gitops.federation.plugins.module_utils.overrides import
 from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs
+from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition, record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import apply_windows, window_condition
 
 
 # -- bundles ----------------------------------------------------------------------------------------------------
@@ -111,11 +114,18 @@ def read_projects(store, projects, clusters, source_name=None):
     return sources, secrets, credentials
 
 
-def take_leases(client, sources, projects, holder, duration, wait_timeout, check_mode):
-    """Loop-result-shaped outcomes of the source leases and of the projects' secrets leases."""
+def take_leases(client, sources, projects, holder, duration, wait_timeout, check_mode, leases_wanted=True):
+    """Loop-result-shaped outcomes of the source leases and of the projects' secrets leases.
+
+    Without ``leases_wanted`` (a preview or drift report: nothing is written) no Lease is read or taken and
+    every source counts as held, so a running sync does not hide what a ref would change.
+    """
     leases, secret_leases = [], []
     for source in sources:
-        if source["suspended"] or source.get("terminating") or source["errors"]:
+        if source["suspended"] or source.get("terminating") or source["errors"] or source.get("window_closed"):
+            continue
+        if not leases_wanted:
+            leases.append(dict(item=source, changed=False))
             continue
         try:
             SyncLease(client, source["namespace"], source["name"], holder, duration).acquire(wait_timeout, check_mode)
@@ -123,6 +133,9 @@ def take_leases(client, sources, projects, holder, duration, wait_timeout, check
         except FederationError as err:
             leases.append(_Failure(source, err.msg))
     for namespace in projects:
+        if not leases_wanted:
+            secret_leases.append(dict(item=namespace, changed=False))
+            continue
         try:
             SyncLease(client, namespace, None, holder, duration).acquire(wait_timeout, check_mode)
             secret_leases.append(dict(item=namespace, changed=False))
@@ -206,13 +219,23 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
 
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
-            check_mode=False, allow_local_urls=False, kustomize_path=None):
-    """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed)."""
+            check_mode=False, allow_local_urls=False, kustomize_path=None, ref_override=None, leases_wanted=True,
+            windows=None, force=False, now=None):
+    """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed).
+
+    ``ref_override`` renders another ref than the sources' own (see ``source_refs.override_refs``), ``windows``
+    (sync_windows.SyncWindow) take closed clusters out of the work unless ``force``.
+    """
     store = FederationStore(client)
     sources, secrets, credentials = read_projects(store, projects, clusters, source_name)
     if source_name and not sources:
         raise FederationError("GitOps source %s not found in %s (option source)" % (source_name, ", ".join(projects)))
-    leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode)
+    if ref_override:
+        override_refs(sources, ref_override)
+    if windows:
+        apply_windows(sources, windows, clusters, now or datetime.datetime.now(datetime.timezone.utc), force)
+    leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode,
+                                        leases_wanted)
     scratch = tempfile.mkdtemp(prefix="gitops-federation-check-") if check_mode else None
     renders, warnings = render_sources(
         sync_run.render_jobs(sources, leases), credentials, cache_dir, client.server,
@@ -420,7 +443,11 @@ def _sync_source(client, item, objects, create_namespace, force_conflicts, check
                                 counts=result.change_set.counts(), summary=result.change_set.summary())
     if diff:
         details[item["key"]]["diff"] = result.change_set.diffs()
+        details[item["key"]]["changes"] = result.change_set.field_changes()
     return dict(item=item, changed=result.changed, counts=result.change_set.counts(), health=result.health)
+
+
+WINDOW = "SyncWindow"  # condition type on sources that sync windows govern
 
 
 # -- step 3: record -------------------------------------------------------------------------------------------
@@ -440,8 +467,15 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
                               observed_generation=entry.get("generation") or None,
                               source_error=entry.get("error") or None, check_mode=check_mode, cause=cause)
         changed = changed or outcome.changed
+        events = outcome.events
+        if entry.get("window"):
+            (state, reason, message), notes = window_condition(entry["window"])
+            window = record_condition(client, FEDERATED_KUSTOMIZATION, entry["namespace"], entry["name"], WINDOW,
+                                      state, reason, message, notes, check_mode=check_mode)
+            changed = changed or window.changed
+            events = events + window.events
         recorded.append(dict(kind=FEDERATED_KUSTOMIZATION, key=entry["key"], changed=outcome.changed,
-                             events=outcome.events))
+                             events=events))
     secret_projects = plan.get("secret_projects") or []
     for secret in plan.get("secrets") or []:
         if secret["namespace"] not in secret_projects:

@@ -79,6 +79,35 @@ options:
   kustomize_path:
     description: Path of the kustomize binary; by default it is looked up on C(PATH).
     type: path
+  ref_override:
+    description:
+      - Render another git ref than the sources' own (C(playbooks/preview.yml), C(playbooks/drift.yml)); only the
+        ref changes, path, substitutions, overrides and placement stay the source's.
+      - A ref for every source in scope - a branch name, V(tag:<tag>), V(commit:<sha>), V(branch:<name>), a full
+        commit SHA, V(refs/heads/<name>), V(refs/tags/<tag>), a revision such as V(main@sha1:<sha>), or a
+        mapping with one of C(branch), C(tag), C(semver), C(commit).
+      - Or a mapping of source (V(name) or V(namespace/name)) to such a ref, for those sources only; a name that
+        is not in scope fails the module.
+      - Or V(last-applied) - each source's C(status.lastAppliedRevision) (a source never applied gets an error).
+    type: raw
+  leases:
+    description:
+      - Take the sources' Leases. V(false) for runs that write nothing to any cluster (preview, drift report) - no
+        Lease is read or taken, so a sync running meanwhile does not hide a source.
+    type: bool
+    default: true
+  sync_windows:
+    description:
+      - Allow and deny windows (the inventory's C(gitops_sync_windows)), each V({name, kind, schedule, duration,
+        timezone, projects, sources, clusters, cluster_labels}); see C(docs/playbooks.md). Clusters a window
+        closes are taken out of the source's work (C(plan.sources[].window) says which and why).
+    type: list
+    elements: raw
+    default: []
+  force:
+    description: Sync although a sync window is closed; the record step's Events say so.
+    type: bool
+    default: false
 notes:
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
@@ -102,7 +131,8 @@ RETURN = r"""
 plan:
   description:
     - What each attached cluster does and what the record step writes. C(sources) holds one entry per source
-      (key, owner, placed, ready, error, revision, and per cluster its settings and bundle path);
+      (key, owner, placed, ready, error, revision, and per cluster its settings and bundle path; C(ref_override)
+      when another ref was rendered; C(window) with the clusters sync windows closed or C(force) opened);
       C(secret_projects) the projects whose federated secrets this run propagates; C(secret_errors) the
       projects whose secrets Lease another run holds; C(holder); C(secrets) the federated secrets and where
       they are placed.
@@ -128,6 +158,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.cluster_module i
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import parse_windows
 
 
 def argspec():
@@ -141,11 +172,16 @@ def argspec():
         cache_dir=dict(type="path", required=True),
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
+        ref_override=dict(type="raw"),
+        leases=dict(type="bool", default=True),
+        sync_windows=dict(type="list", elements="raw", default=[]),
+        force=dict(type="bool", default=False),
     )
 
 
 def run_module(module):
     params = module.params
+    windows = parse_windows(params["sync_windows"])  # refused before any request
     if not params["projects"]:
         raise FederationError("no project to sync (option projects); define gitops_projects in the inventory or "
                               "pass -e project=<namespace>")
@@ -154,7 +190,9 @@ def run_module(module):
                      parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
                      source_name=params["source"], lease_duration=params["lease_duration"],
                      lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"])
+                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                     ref_override=params["ref_override"] or None, leases_wanted=params["leases"],
+                     windows=windows, force=params["force"])
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
