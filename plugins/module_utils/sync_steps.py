@@ -44,7 +44,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.plan import plan
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
 from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs
 from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition, record_sync
-from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import apply_windows, window_condition
+from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import (
+    apply_windows, closed_secrets, window_condition)
 
 
 # -- bundles ----------------------------------------------------------------------------------------------------
@@ -232,8 +233,9 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
         raise FederationError("GitOps source %s not found in %s (option source)" % (source_name, ", ".join(projects)))
     if ref_override:
         override_refs(sources, ref_override)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     if windows:
-        apply_windows(sources, windows, clusters, now or datetime.datetime.now(datetime.timezone.utc), force)
+        apply_windows(sources, windows, clusters, now, force)
     leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode,
                                         leases_wanted)
     scratch = tempfile.mkdtemp(prefix="gitops-federation-check-") if check_mode else None
@@ -244,6 +246,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
     credentials.clear()
     plan = sync_run.sync_plan(sources, leases, renders, projects, secret_leases)
     plan["holder"] = holder
+    plan["secrets_closed"] = closed_secrets(windows, projects, clusters, now, force)
     plan["lease_duration"] = lease_duration
     plan["scratch_dir"] = scratch
     plan["secrets"] = [dict(namespace=s["namespace"], name=s["name"], placed=s["placed"]) for s in secrets]
@@ -349,6 +352,8 @@ def _write_cluster(client, management_client, plan, work, cluster, cluster_label
                    check_mode, diff, objects_of, refused, source_results, secret_results, details):
     """Secrets, then sources (see reconcile); results appended to source_results and secret_results."""
     for namespace in plan.get("secret_projects") or []:
+        if cluster in (plan.get("secrets_closed") or {}).get(namespace, {}):
+            continue  # a sync window is closed for the project on this cluster
         present = [w for w in work if w["state"] == "present" and not w["suspended"]
                    and w["key"].split("/", 1)[0] == namespace]
         if present and all(w["key"] in refused for w in present):

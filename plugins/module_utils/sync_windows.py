@@ -290,6 +290,22 @@ def apply_windows(sources, windows, clusters, now, force=False):
             source["window_closed"] = not source["clusters"]
 
 
+def closed_secrets(windows, projects, clusters, now, force=False):
+    """{namespace: {cluster: reason}} where the windows keep a project's federated secrets from being propagated.
+
+    Windows scoped to ``sources`` do not govern secrets (they belong to the project, not to a source).
+    """
+    closed = {}
+    if not windows or force:
+        return closed
+    for namespace in projects:
+        for cluster in clusters:
+            decision = decide(windows, now, namespace, None, cluster.name, cluster.labels)
+            if decision.blocked:
+                closed.setdefault(namespace, {})[cluster.name] = decision.reason
+    return closed
+
+
 def window_condition(note):
     """(status, reason, message) of a source's SyncWindow condition, and its Events [(type, reason, message)]."""
     blocked, forced = note.get("blocked") or {}, note.get("forced") or {}

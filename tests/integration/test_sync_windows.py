@@ -7,7 +7,7 @@ A deny window scoped to one cluster's labels keeps that cluster out of the sync 
 import pytest
 import yaml
 
-from test_playbooks import ATTACHED, Env, condition, ok, playbook
+from test_playbooks import ATTACHED, SECRET_OBJECT, Env, condition, ok, playbook
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,9 @@ def test_a_deny_window_skips_its_cluster_and_force_overrides_it_on_record(env):
     ok(playbook("sync", inventory))
     assert project.deployment(ATTACHED[0]) is None, "the deny window did not keep the sync off attached-1"
     assert project.deployment(ATTACHED[1]) is not None
+    # The project's federated secret is not propagated there either (a window closes the cluster for the project).
+    assert project.get(ATTACHED[0], *SECRET_OBJECT) is None
+    assert project.get(ATTACHED[1], *SECRET_OBJECT) is not None
     window = condition(project.source()["status"], "SyncWindow")
     assert (window["status"], window["reason"]) == ("False", "SyncWindowClosed"), window
     assert ATTACHED[0] in window["message"] and "deny window freeze" in window["message"]
@@ -43,6 +46,7 @@ def test_a_deny_window_skips_its_cluster_and_force_overrides_it_on_record(env):
 
     ok(playbook("sync", inventory, {"force": True}))
     assert project.deployment(ATTACHED[0]) is not None
+    assert project.get(ATTACHED[0], *SECRET_OBJECT) is not None
     window = condition(project.source()["status"], "SyncWindow")
     assert (window["status"], window["reason"]) == ("True", "Forced"), window
     forced = [m for m in project.events() if m.startswith("sync to %s forced (force=true)" % ATTACHED[0])]

@@ -156,3 +156,16 @@ def test_apply_windows_takes_closed_clusters_out_of_the_work_unless_forced():
     assert status[:2] == ("True", "Forced")
     assert [(e[0], e[1]) for e in events] == [("Warning", "SyncWindowOverridden")]
     assert "forced (force=true)" in events[0][2] and "deny window freeze" in events[0][2]
+
+
+def test_secrets_follow_project_and_cluster_windows_but_not_source_windows():
+    from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import closed_secrets
+
+    clusters = [InventoryCluster("c1", {"env": "prod"}), InventoryCluster("c2", {"env": "dev"})]
+    now = at("2026-11-27 10:00")
+    by_label = parse_windows([{"kind": "deny", "schedule": "* * * * *", "duration": "5m",
+                               "cluster_labels": {"env": "prod"}}])
+    assert list(closed_secrets(by_label, ["team"], clusters, now)["team"]) == ["c1"]
+    assert closed_secrets(by_label, ["team"], clusters, now, force=True) == {}
+    by_source = parse_windows([{"kind": "deny", "schedule": "* * * * *", "duration": "5m", "sources": ["app"]}])
+    assert closed_secrets(by_source, ["team"], clusters, now) == {}
