@@ -50,8 +50,8 @@ def _cluster_outcomes(plan, reconciled, entry):
         details = (result.get("details") or {}).get(key)
         reported = ((result.get("report") or {}).get("sources") or {}).get(key) or {}
         if details is None:
-            if cluster not in (entry.get("clusters") or {}):
-                continue
+            if cluster not in (entry.get("clusters") or {}) or reported.get("status") == "Suspended":
+                continue  # not this cluster's work, or suspended here by an override
             yield cluster, None, reported.get("message") or result.get("msg") or "no result for this source"
         elif details.get("failed"):
             yield cluster, None, details.get("msg") or "failed"
