@@ -89,6 +89,20 @@ class ChangeSet:
     def diffs(self):
         return [c.diff() for c in self._changes if c.action in WRITES]
 
+    def field_changes(self):
+        """Entries of the writes with, for configured objects, the owned fields that change (field_diff)."""
+        from ansible_collections.gitops.federation.plugins.module_utils.field_diff import field_changes
+
+        entries = []
+        for change in sorted(self._changes, key=lambda c: (ACTIONS.index(c.action), c.ref)):
+            if change.action not in WRITES:
+                continue
+            entry = change.as_dict()
+            if change.action in (CONFIGURED, RECREATED) and change.before is not None and change.after is not None:
+                entry["fields"] = field_changes(change.before, change.after)
+            entries.append(entry)
+        return entries
+
     def summary(self):
         """One line for messages and events, e.g. 'created 2, configured 1, unchanged 7'."""
         counts = self.counts()

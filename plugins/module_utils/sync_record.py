@@ -149,3 +149,42 @@ def _record_source(store, client, kustomization, namespace, revision, source_err
                       [:1024], now)
         kustomization_recorder.recorded.extend(dict(r, object="%s/%s" % (FEDERATED_GIT_REPOSITORY, source_name))
                                                for r in recorder.recorded)
+
+
+def record_condition(client, kind, namespace, name, ctype, state, reason, message, events=(), check_mode=False,
+                     now=None):
+    """Set one condition of a federated object's status (the others are kept) and emit its Events.
+
+    For conditions other steps than the sync own (``Drifted`` of the drift report, ``SyncWindow``); written only
+    when it changed in more than its timestamps. ``events`` are (type, reason, message).
+    """
+    store = FederationStore(client)
+    now = now or utc_now()
+    record = SyncRecord()
+    obj = None
+    for attempt in range(CONFLICT_RETRIES):
+        obj = store.get(kind, namespace, name)
+        if obj is None:
+            raise FederationError("%s %s/%s does not exist on the management cluster; nothing to record the %s "
+                                  "condition on" % (kind, namespace, name, ctype))
+        previous = obj.get("status") or {}
+        generation = (obj.get("metadata") or {}).get("generation")
+        condition = set_condition(previous.get("conditions"), ctype, state, reason, message, now, generation)
+        status = dict(previous)
+        status["conditions"] = [c for c in previous.get("conditions") or [] if c.get("type") != ctype] + [condition]
+        record.previous_status, record.status = previous, status
+        record.status_changed = status_changed(previous, status)
+        if not record.status_changed or check_mode:
+            break
+        try:
+            obj = store.write_status(obj, status)
+            break
+        except ApiError as err:
+            if not err.conflict or attempt == CONFLICT_RETRIES - 1:
+                raise FederationError("%s %s/%s: status write failed: %s" % (kind, namespace, name, err.msg),
+                                      status=err.status)
+    recorder = EventRecorder(client, obj, check_mode)
+    for event_type, reason_, text in events:
+        recorder.emit(event_type, reason_, text[:1024], now)
+    record.events = recorder.recorded
+    return record

@@ -62,8 +62,12 @@ def sync_plan(sources, lease_results, render_results, projects, secret_lease_res
                      ready=False, error=None, revision=None, clusters={}, record=True,
                      # The operator's policy (source_policy.SourcePolicy.to_plan), never the object's claim.
                      policy=source.get("policy") or None, policy_note=source.get("policy_note") or None)
+        if source.get("ref_override"):
+            entry["ref_override"] = source["ref_override"]  # a preview or drift report renders this ref
+        if source.get("window"):
+            entry["window"] = source["window"]  # sync windows closed (or were forced open) on some clusters
         errors = list(source.get("errors") or [])
-        if entry["suspended"] or entry["terminating"]:
+        if entry["suspended"] or entry["terminating"] or source.get("window_closed"):
             plan.append(entry)
             continue
         lease = leases.get(key)

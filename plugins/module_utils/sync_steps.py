@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import datetime
 import hashlib
 import os
 import shutil
@@ -42,7 +43,10 @@ from ansible_collections.gitops.federation.plugins.module_utils.placement import
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy, effective_policy
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs
+from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition, record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import (
+    apply_windows, closed_secrets, window_condition)
 
 
 # -- bundles ----------------------------------------------------------------------------------------------------
@@ -119,11 +123,18 @@ def read_projects(store, projects, clusters, source_name=None, policies=None):
     return sources, secrets, credentials
 
 
-def take_leases(client, sources, projects, holder, duration, wait_timeout, check_mode):
-    """Loop-result-shaped outcomes of the source leases and of the projects' secrets leases."""
+def take_leases(client, sources, projects, holder, duration, wait_timeout, check_mode, leases_wanted=True):
+    """Loop-result-shaped outcomes of the source leases and of the projects' secrets leases.
+
+    Without ``leases_wanted`` (a preview or drift report: nothing is written) no Lease is read or taken and
+    every source counts as held, so a running sync does not hide what a ref would change.
+    """
     leases, secret_leases = [], []
     for source in sources:
-        if source["suspended"] or source.get("terminating") or source["errors"]:
+        if source["suspended"] or source.get("terminating") or source["errors"] or source.get("window_closed"):
+            continue
+        if not leases_wanted:
+            leases.append(dict(item=source, changed=False))
             continue
         try:
             SyncLease(client, source["namespace"], source["name"], holder, duration).acquire(wait_timeout, check_mode)
@@ -131,6 +142,9 @@ def take_leases(client, sources, projects, holder, duration, wait_timeout, check
         except FederationError as err:
             leases.append(_Failure(source, err.msg))
     for namespace in projects:
+        if not leases_wanted:
+            secret_leases.append(dict(item=namespace, changed=False))
+            continue
         try:
             SyncLease(client, namespace, None, holder, duration).acquire(wait_timeout, check_mode)
             secret_leases.append(dict(item=namespace, changed=False))
@@ -217,16 +231,25 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
 
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
-            check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None, limits=None):
+            check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None, limits=None,
+            ref_override=None, leases_wanted=True, windows=None, force=False, now=None):
     """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed).
 
-    ``policies`` is {key: SourcePolicy}, the operator's (source_policy.policies_from_projects).
+    ``policies`` is {key: SourcePolicy}, the operator's (source_policy.policies_from_projects). ``ref_override``
+    renders another ref than the sources' own (see ``source_refs.override_refs``), ``windows``
+    (sync_windows.SyncWindow) take closed clusters out of the work unless ``force``.
     """
     store = FederationStore(client)
     sources, secrets, credentials = read_projects(store, projects, clusters, source_name, policies)
     if source_name and not sources:
         raise FederationError("GitOps source %s not found in %s (option source)" % (source_name, ", ".join(projects)))
-    leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode)
+    if ref_override:
+        override_refs(sources, ref_override)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if windows:
+        apply_windows(sources, windows, clusters, now, force)
+    leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode,
+                                        leases_wanted)
     scratch = tempfile.mkdtemp(prefix="gitops-federation-check-") if check_mode else None
     renders, warnings = render_sources(
         sync_run.render_jobs(sources, leases), credentials, cache_dir, client.server,
@@ -235,6 +258,7 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
     credentials.clear()
     plan = sync_run.sync_plan(sources, leases, renders, projects, secret_leases)
     plan["holder"] = holder
+    plan["secrets_closed"] = closed_secrets(windows, projects, clusters, now, force)
     plan["lease_duration"] = lease_duration
     plan["scratch_dir"] = scratch
     plan["secrets"] = [dict(namespace=s["namespace"], name=s["name"], placed=s["placed"]) for s in secrets]
@@ -342,6 +366,8 @@ def _write_cluster(client, management_client, plan, work, cluster, cluster_label
                    check_mode, diff, objects_of, refused, source_results, secret_results, details):
     """Secrets, then sources (see reconcile); results appended to source_results and secret_results."""
     for namespace in plan.get("secret_projects") or []:
+        if cluster in (plan.get("secrets_closed") or {}).get(namespace, {}):
+            continue  # a sync window is closed for the project on this cluster
         present = [w for w in work if w["state"] == "present" and not w["suspended"]
                    and w["key"].split("/", 1)[0] == namespace]
         if present and all(w["key"] in refused for w in present):
@@ -441,7 +467,11 @@ def _sync_source(client, item, objects, create_namespace, force_conflicts, check
                                 counts=result.change_set.counts(), summary=result.change_set.summary())
     if diff:
         details[item["key"]]["diff"] = result.change_set.diffs()
+        details[item["key"]]["changes"] = result.change_set.field_changes()
     return dict(item=item, changed=result.changed, counts=result.change_set.counts(), health=result.health)
+
+
+WINDOW = "SyncWindow"  # condition type on sources that sync windows govern
 
 
 # -- step 3: record -------------------------------------------------------------------------------------------
@@ -462,8 +492,15 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
                               source_error=entry.get("error") or None, check_mode=check_mode, cause=cause,
                               policy=entry.get("policy") or {}, policy_note=entry.get("policy_note"))
         changed = changed or outcome.changed
+        events = outcome.events
+        if entry.get("window"):
+            (state, reason, message), notes = window_condition(entry["window"])
+            window = record_condition(client, FEDERATED_KUSTOMIZATION, entry["namespace"], entry["name"], WINDOW,
+                                      state, reason, message, notes, check_mode=check_mode)
+            changed = changed or window.changed
+            events = events + window.events
         recorded.append(dict(kind=FEDERATED_KUSTOMIZATION, key=entry["key"], changed=outcome.changed,
-                             events=outcome.events))
+                             events=events))
     secret_projects = plan.get("secret_projects") or []
     for secret in plan.get("secrets") or []:
         if secret["namespace"] not in secret_projects:

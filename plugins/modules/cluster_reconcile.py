@@ -162,7 +162,10 @@ report:
 details:
   description:
     - Per source key (and per C(secrets <namespace>)) what the engine did - counts and summary, or the error;
-      C(diff) in diff mode.
+      C(diff) in diff mode, and for sources C(changes) - the objects written (or, in check mode, to be written)
+      with their C(action) and, when configured, C(fields) - the fields we own that differ (C(path), C(before),
+      C(after), C(managers) - the other field managers that own the path in the live object; Secret values
+      redacted).
   returned: always
   type: dict
 stored:

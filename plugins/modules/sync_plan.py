@@ -127,6 +127,33 @@ options:
       - Objects of earlier runs of these projects that never reached their record job are deleted first, once
         their holder holds no Lease in the project and they are older than its lease duration.
       - In check mode nothing is stored; RV(run) says so and the apply and record modules refuse it.
+  ref_override:
+    description:
+      - Render another git ref than the sources' own (C(playbooks/preview.yml), C(playbooks/drift.yml)); only the
+        ref changes, path, substitutions, overrides and placement stay the source's.
+      - A ref for every source in scope - a branch name, V(tag:<tag>), V(commit:<sha>), V(branch:<name>), a full
+        commit SHA, V(refs/heads/<name>), V(refs/tags/<tag>), a revision such as V(main@sha1:<sha>), or a
+        mapping with one of C(branch), C(tag), C(semver), C(commit).
+      - Or a mapping of source (V(name) or V(namespace/name)) to such a ref, for those sources only; a name that
+        is not in scope fails the module.
+      - Or V(last-applied) - each source's C(status.lastAppliedRevision) (a source never applied gets an error).
+    type: raw
+  leases:
+    description:
+      - Take the sources' Leases. V(false) for runs that write nothing to any cluster (preview, drift report) - no
+        Lease is read or taken, so a sync running meanwhile does not hide a source.
+    type: bool
+    default: true
+  sync_windows:
+    description:
+      - Allow and deny windows (the inventory's C(gitops_sync_windows)), each V({name, kind, schedule, duration,
+        timezone, projects, sources, clusters, cluster_labels}); see C(docs/playbooks.md). Clusters a window
+        closes are taken out of the source's work (C(plan.sources[].window) says which and why).
+    type: list
+    elements: raw
+    default: []
+  force:
+    description: Sync although a sync window is closed; the record step's Events say so.
     type: bool
     default: false
 notes:
@@ -154,7 +181,8 @@ plan:
     - What each attached cluster does and what the record step writes. C(sources) holds one entry per source
       (key, owner, placed, ready, error, revision, C(policy) the operator's policy it is applied with (scope,
       cluster_scoped_kinds, namespaces, prune_crds, service_account), C(policy_note), and per cluster its settings
-      and bundle path);
+      and bundle path; C(ref_override) when another ref was rendered; C(window) with the clusters sync windows
+      closed or C(force) opened);
       C(secret_projects) the projects whose federated secrets this run propagates; C(secret_errors) the
       projects whose secrets Lease another run holds; C(holder); C(secrets) the federated secrets and where
       they are placed.
@@ -201,6 +229,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.placement import
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import publish
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import parse_windows
 
 
 def argspec():
@@ -221,11 +250,16 @@ def argspec():
             max_render_size=dict(type="int", default=52428800),
         )),
         publish=dict(type="bool", default=False),
+        ref_override=dict(type="raw"),
+        leases=dict(type="bool", default=True),
+        sync_windows=dict(type="list", elements="raw", default=[]),
+        force=dict(type="bool", default=False),
     )
 
 
 def run_module(module):
     params = module.params
+    windows = parse_windows(params["sync_windows"])  # refused before any request
     if not params["projects"]:
         raise FederationError("no project to sync (option projects); define gitops_projects in the inventory or "
                               "pass -e project=<namespace>")
@@ -242,7 +276,8 @@ def run_module(module):
                          source_name=params["source"], lease_duration=params["lease_duration"],
                          lease_wait=params["lease_wait"], check_mode=module.check_mode,
                          allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
-                         policies=policies, limits=params["limits"])
+                         policies=policies, limits=params["limits"], ref_override=params["ref_override"] or None,
+                         leases_wanted=params["leases"], windows=windows, force=params["force"])
     except ApiError as err:
         # Every request of this step goes to the management cluster: say so, and that nothing else was touched.
         raise management_error(client, err)
