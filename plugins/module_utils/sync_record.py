@@ -42,8 +42,13 @@ class SyncRecord:
 
 
 def record_sync(client, kind, namespace, name, results, placed=None, revision=None, suspended=False,
-                observed_generation=None, source_error=None, check_mode=False, now=None, cause=None):
-    """Write one sync's per-cluster results into the object's status and emit its Events."""
+                observed_generation=None, source_error=None, check_mode=False, now=None, cause=None,
+                amend_status=None):
+    """Write one sync's per-cluster results into the object's status and emit its Events.
+
+    amend_status(previous status, new status, now), when given, completes the new status in place (the rollout
+    rings' part) and returns more Events to emit, as (type, reason, message, time).
+    """
     if kind not in RECORDABLE_KINDS:
         raise FederationError("kind must be one of %s, got %s" % (", ".join(RECORDABLE_KINDS), kind))
     if source_error and kind != FEDERATED_KUSTOMIZATION:
@@ -73,6 +78,7 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
             ready = set_condition(previous.get("conditions"), READY, "False", "SourceFailed",
                                   "source failed: %s" % source_error, now, generation)
             status["conditions"] = [ready if c["type"] == READY else c for c in status["conditions"]]
+        more_events = amend_status(previous, status, now) if amend_status else []
         record.previous_status, record.status = previous, status
         record.status_changed = status_changed(previous, status)
         if not record.status_changed or check_mode:
@@ -90,6 +96,8 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
         if cause and reason in ("Applied", "Failed"):
             message = "%s [%s]" % (message, cause)
         recorder.emit(event_type, reason, message, now)
+    for event_type, reason, message, when in more_events:
+        recorder.emit(event_type, reason, message[:1024], when or now)
     if track_revision:
         _record_source(store, client, obj, namespace, revision, source_error, check_mode, now, record, recorder)
     record.events = recorder.recorded

@@ -99,6 +99,26 @@ options:
         description: Seconds to wait for any single API request.
         type: float
         default: 30
+  wave:
+    description:
+      - Reconcile only the sources whose rollout ring on this cluster has this index (C(spec.rollout.rings); a
+        source without rings is in ring 0); the federated secrets and the removal of sources placed elsewhere go
+        with the cluster's first wave. C(playbooks/sync.yml) runs the waves in order, every cluster of a wave in
+        parallel.
+      - A ringed source waits until its objects are healthy, then, when something changed or its revision was
+        not yet recorded healthy here, stays under watch for its ring's C(bake) time (health is re-checked every
+        few seconds). A source that stays healthy is recorded healthy on the cluster (annotation
+        C(gitops.federation/last-healthy) of its inventory ConfigMap); one whose health fails is synced back
+        to the revision last recorded healthy here, when the plan rendered it.
+      - Without it, every source of the plan placed here (no bake, no rollback).
+    type: int
+  halted:
+    description:
+      - Sources (by key V(<namespace>/<source>)) whose rollout stopped in an earlier wave, with the reason (filter
+        C(gitops.federation.rollout_halts)); their rings are not started on this cluster and are reported
+        V(Halted).
+    type: dict
+    default: {}
   cache_dir:
     description:
       - Directory of the collection's cache on the controller; discovery of each API server is kept in
@@ -119,6 +139,8 @@ EXAMPLES = r"""
     cluster: "{{ inventory_hostname }}"
     cluster_labels: "{{ cluster_labels | default({}) }}"
     management: "{{ hostvars[groups['management'][0]] | gitops.federation.cluster_connection }}"
+    wave: 0
+    halted: "{{ hostvars | gitops.federation.rollout_halts(groups['attached']) }}"
   register: gitops_reconcile
   ignore_errors: true
 """
@@ -129,6 +151,9 @@ report:
     - This cluster's results for M(gitops.federation.sync_record) - C(sources) (per source key its status
       V(Applied), V(Deleted), V(Suspended), V(Failed) or V(Unreachable), counts and revision) and C(secrets)
       (per project, per federated secret).
+    - C(rollout), for sources with rollout rings, per source key - C(ring), C(state) (V(Healthy), V(Failed),
+      V(RolledBack) or V(Halted)), the C(revision) the cluster runs now, C(healthy_revision), C(message),
+      C(started) and C(finished).
   returned: always
   type: dict
 details:
@@ -176,6 +201,8 @@ def argspec():
         create_namespace=dict(type="bool", default=True),
         force_conflicts=dict(type="bool", default=True),
         management=dict(type="dict", required=True, options=MANAGEMENT_ARG_SPEC),
+        wave=dict(type="int"),
+        halted=dict(type="dict", default={}),
     )
 
 
@@ -187,7 +214,7 @@ def run_module(module):
         outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"], params["cluster"],
                             cluster_labels=params["cluster_labels"], create_namespace=params["create_namespace"],
                             force_conflicts=params["force_conflicts"], check_mode=module.check_mode,
-                            diff=module._diff)
+                            diff=module._diff, wave=params["wave"], halted=params["halted"])
     except FederationError as err:
         # Nothing could be done on this cluster: every source and secret of its work is reported failed.
         outcome = failed_report(params["plan"], params["cluster"], err)

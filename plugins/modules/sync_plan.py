@@ -79,7 +79,17 @@ options:
   kustomize_path:
     description: Path of the kustomize binary; by default it is looked up on C(PATH).
     type: path
+  retry_held:
+    description:
+      - Roll out again a revision that a source with rollout rings rolled back (C(status.rollout.held) of its
+        FederatedKustomization). Without it such a revision is held, the source is not synced and the run reports
+        it, until the upstream commit or the source changes.
+    type: bool
+    default: false
 notes:
+  - For a source with rollout rings (C(spec.rollout.rings)), each placed cluster's ring is in its plan entry, and
+    for each cluster whose last healthy revision (C(status.rollout.lastHealthy)) is not the one being rolled out,
+    that revision is rendered too (as C(rollback)), so the cluster can be synced back to it if its ring fails.
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
 seealso:
@@ -105,7 +115,9 @@ plan:
       (key, owner, placed, ready, error, revision, and per cluster its settings and bundle path);
       C(secret_projects) the projects whose federated secrets this run propagates; C(secret_errors) the
       projects whose secrets Lease another run holds; C(holder); C(secrets) the federated secrets and where
-      they are placed.
+      they are placed; C(waves) the number of rollout waves (the most rings of any source, 1 without rings).
+    - A source with rings lists them in C(rings) (name, index, clusters, bake); a held source has C(held) (why
+      it is not rolled out) and is not ready.
   returned: always
   type: dict
 renders:
@@ -141,6 +153,7 @@ def argspec():
         cache_dir=dict(type="path", required=True),
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
+        retry_held=dict(type="bool", default=False),
     )
 
 
@@ -154,7 +167,8 @@ def run_module(module):
                      parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
                      source_name=params["source"], lease_duration=params["lease_duration"],
                      lease_wait=params["lease_wait"], check_mode=module.check_mode,
-                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"])
+                     allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
+                     retry_held=params["retry_held"])
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
