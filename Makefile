@@ -72,6 +72,7 @@ lint: venv collection-link
 # The default scenario starts its own clusters and git server in .build/molecule/localenv (see molecule/default).
 molecule: deps
 	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test -s default
+	PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/molecule test -s rollout
 
 # Not part of `make test` (tests/integration/test_bench.py runs a small one). Options: BENCH_ARGS, e.g.
 # BENCH_ARGS="--objects 100,1000 --clusters 1,3 --runs 3"; results in docs/performance.json (docs/performance.md).

@@ -23,7 +23,8 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
     API_VERSION, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, managed_labels)
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names, target_operations)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options, resolve_placement
+from ansible_collections.gitops.federation.plugins.module_utils.placement import (
+    placement_from_options, resolve_placement)
 from ansible_collections.gitops.federation.plugins.module_utils.rollout import (
     assign_rings, parse_rings, render_digest, ring_plan)
 from ansible_collections.gitops.federation.plugins.module_utils.status import DELETED

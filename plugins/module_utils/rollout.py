@@ -272,7 +272,7 @@ def rollout_status(previous, entry, reports, now):
         started = min(r.get("started") or now for r in ran)
         finished = max(r.get("finished") or now for r in ran)
         if state == HALTED:
-            events.append(("Warning", "RingHalted", "%s not started: %s" % (what, ran[0].get("message")), finished))
+            events.append(("Warning", "RingHalted", "%s %s" % (what, ran[0].get("message")), finished))
             continue
         events.append(("Normal", "RingStarted", "%s started rolling out revision %s" % (what, target), started))
         if state == HEALTHY:

@@ -59,7 +59,8 @@ def sync_plan(sources, lease_results, render_results, projects, secret_lease_res
                      terminating=bool(source.get("terminating")), placed=list(source.get("placed") or []),
                      unplaced=list(source.get("unplaced") or []),
                      target_namespace=source.get("target_namespace") or source["namespace"],
-                     rings=list(source.get("rings") or []), ready=False, error=None, revision=None, clusters={}, record=True)
+                     rings=list(source.get("rings") or []), ready=False, error=None, revision=None, clusters={},
+                     record=True)
         errors = list(source.get("errors") or [])
         if entry["suspended"] or entry["terminating"]:
             plan.append(entry)
