@@ -292,7 +292,7 @@ def rollout_status(previous, entry, reports, now):
                     reason=(first.get("reason") or "")[:512], since=now)
     elif reports and all(r.get("state") == HEALTHY for r in reports) and not entry.get("held"):
         held = None
-    status = dict(revision=target, rings=rings)
+    status = dict(revision=target or previous.get("revision"), rings=rings)
     if last_healthy:
         status["lastHealthy"] = last_healthy
     if held:
