@@ -18,6 +18,10 @@ description:
     the status and Events of every source of O(plan) (as M(gitops.federation.gitops_status)) and of every
     federated secret of the projects whose secrets the run propagated, then releases the run's Leases and
     removes the check-mode scratch directory of M(gitops.federation.sync_plan).
+  - For a source with rollout rings, also writes C(status.rollout) (each ring's clusters, state and the revision
+    it runs, each cluster's last healthy revision, a held revision after a rollback, with the Ready condition
+    reason V(RolloutHeld) while it holds the revision being synced) and the Events of its rings (V(RingStarted),
+    V(RingHealthy), V(RingFailed), V(RolledBack), V(RingHalted)), timed when they happened on the clusters.
   - Terminating sources (teardown records them) and sources whose Lease another run holds (that run records
     them) are not recorded.
   - Does not fail because something did not sync; RV(failures) lists it, for the playbook to fail with after
