@@ -281,7 +281,8 @@ def rollout_status(previous, entry, reports, now):
                            finished))
             continue
         failed_ring = failed_ring or ring["name"]
-        events.append(("Warning", "RingFailed", "%s failed: %s" % (what, "; ".join(messages)), finished))
+        events.append(("Warning", "RingFailed", "%s failed at revision %s: %s" % (what, target, "; ".join(messages)),
+                       finished))
         for report in ran:
             if report.get("state") == ROLLED_BACK:
                 events.append(("Warning", "RolledBack", "%s rolled back from %s to %s: %s" % (

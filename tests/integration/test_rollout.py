@@ -225,7 +225,8 @@ def test_a_bad_canary_rolls_back_halts_the_other_rings_and_is_held_until_cleared
     assert "rolled back to %s" % good in entries[HOSTS[0]]["message"]
     reasons = [e[0] for e in rollout.events("RingStarted", "RingFailed", "RolledBack", "RingHalted") if bad in e[1]
                or e[0] == "RingHalted"]
-    assert reasons[:3] == ["RingStarted", "RingFailed", "RolledBack"] and reasons.count("RingHalted") == 2, reasons
+    assert reasons[0] == "RingStarted" and sorted(reasons[1:3]) == ["RingFailed", "RolledBack"], reasons
+    assert reasons.count("RingHalted") == 2, reasons
     rolled_back = [e[1] for e in rollout.events("RolledBack")]
     assert len(rolled_back) == 1 and rolled_back[0].startswith(
         "%s rolled back from %s to %s: health check failed: Deployment.apps/%s/web: progress deadline exceeded"
