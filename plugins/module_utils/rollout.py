@@ -29,6 +29,7 @@ import hashlib
 import json
 import time
 
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, assess
 from ansible_collections.gitops.federation.plugins.module_utils.inventory import inventory_name
@@ -150,9 +151,12 @@ def cluster_waves(work_settings):
 
 
 def read_last_healthy(client, owner, namespace):
-    """{revision, inputs} last recorded healthy for owner on this cluster, or None."""
-    configmaps = client.discovery().find("v1", "ConfigMap")
-    live = client.get(configmaps, inventory_name(owner), namespace)
+    """{revision, inputs} last recorded healthy for owner on this cluster, or None (also when unreadable)."""
+    try:
+        configmaps = client.discovery().find("v1", "ConfigMap")
+        live = client.get(configmaps, inventory_name(owner), namespace)
+    except (ApiError, FederationError):
+        return None
     text = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(LAST_HEALTHY_ANNOTATION)
     if not text:
         return None
@@ -211,7 +215,10 @@ def bake(client, baking, interval=BAKE_INTERVAL, clock=time.monotonic, sleep=tim
         now = clock()
         for key in sorted(pending):
             entry = pending[key]
-            report = look(client, entry["planned"], entry["namespace"], entry["owner"], entry["checks"])
+            try:
+                report = look(client, entry["planned"], entry["namespace"], entry["owner"], entry["checks"])
+            except (ApiError, FederationError) as err:
+                report = [dict(subject="health", status="Unknown", message="could not be read: %s" % err.msg)]
             unhealthy = [r for r in report if r["status"] != CURRENT]
             if unhealthy:
                 outcome[key] = "health lost after %ds of the %ds bake: %s" % (

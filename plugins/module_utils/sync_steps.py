@@ -357,7 +357,7 @@ def reconcile(client, management_client, plan, cluster, cluster_labels=None, cre
             raise
         # The run's leases could not be kept (taken by another run, management cluster unreachable) before
         # anything was done here: every piece of this cluster's work is reported failed with the reason.
-        return failed_report(plan, cluster, err)
+        return failed_report(plan, cluster, err, wave)
     report = sync_run.cluster_results(source_results, secret_results, cluster)
     if rings:
         report["rollout"] = rings
@@ -412,8 +412,11 @@ def _finish_rings(client, cluster, source_results, objects_of, force_conflicts, 
             last = last_of.get(item["key"])
             if not check_mode and (last is None or last.get("revision") != item["revision"] or
                                    last.get("inputs") != item.get("render_digest")):
-                rollout.write_last_healthy(client, item["owner"], item["namespace"], item["revision"],
-                                           item.get("render_digest"))
+                try:
+                    rollout.write_last_healthy(client, item["owner"], item["namespace"], item["revision"],
+                                               item.get("render_digest"))
+                except ApiError as err:
+                    report["message"] = "healthy, but not recorded as the last healthy revision here: %s" % err.msg
         else:
             report.update(state=rollout.FAILED, reason=failure, message=failure)
             if result.get("health") and not check_mode:
@@ -509,12 +512,19 @@ def _write_cluster(client, management_client, plan, work, cluster, cluster_label
                                            force_conflicts, check_mode, diff, secrets_written, details))
 
 
-def failed_report(plan, cluster, err):
+def failed_report(plan, cluster, err, wave=None):
     """The report of a cluster the module could not work on at all (e.g. its connection settings do not load):
-    every source and project's secrets of this cluster's work fail with the error."""
-    work = [w for w in sync_run.cluster_work(plan, cluster) if not w["suspended"]]
+    every source and project's secrets of this cluster's work (of this wave) fail with the error; a ring of a
+    source fails with it (its later rings are not started)."""
+    work = [w for w in sync_run.cluster_work(plan, cluster, wave) if not w["suspended"]]
+    if wave is not None and wave != sync_run.cluster_waves(plan, cluster)[0]:
+        plan = dict(plan, secret_projects=[])
     failed = [_error_result(w, err) for w in work] + [_error_result(ns, err) for ns in plan.get("secret_projects") or []]
     report = sync_run.cluster_results(failed[:len(work)], failed[len(work):], cluster)
+    rings = dict((w["key"], dict(cluster=cluster, ring=w["ring_name"], state=rollout.FAILED, message=err.msg,
+                                 reason=err.msg)) for w in work if w.get("ring_name") is not None)
+    if rings:
+        report["rollout"] = rings
     return dict(report=report, details={}, changed=False, failed=failed)
 
 

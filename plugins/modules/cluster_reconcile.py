@@ -217,7 +217,7 @@ def run_module(module):
                             diff=module._diff, wave=params["wave"], halted=params["halted"])
     except FederationError as err:
         # Nothing could be done on this cluster: every source and secret of its work is reported failed.
-        outcome = failed_report(params["plan"], params["cluster"], err)
+        outcome = failed_report(params["plan"], params["cluster"], err, params["wave"])
     result = dict(changed=outcome["changed"], report=outcome["report"], details=outcome["details"],
                   api_requests=request_counts(client) if client is not None else {})
     if outcome["failed"]:
