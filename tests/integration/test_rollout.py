@@ -14,7 +14,7 @@ import os
 import pytest
 import yaml
 
-from kube import get_or_none, unique_name
+from kube import dynamic_client, get_or_none, unique_name  # noqa: I100 (tests/integration is on sys.path)
 from playbook import ROOT, run_playbook
 from tools.localenv.clusters import LocalClusters
 
@@ -54,8 +54,6 @@ class Rollout:
     """One project with one source whose repository holds the Deployment web, and its inventory."""
 
     def __init__(self, clusters, admin_clients, ring_cluster, git, workdir):
-        from kube import dynamic_client
-
         self.git = git
         self.namespace, self.repo = unique_name("ro"), unique_name("repo")
         self.hosts = {"mgmt": clusters[0], HOSTS[0]: clusters[1], HOSTS[1]: clusters[2], HOSTS[2]: ring_cluster}
