@@ -271,6 +271,8 @@ def rollout_status(previous, entry, reports, now):
         messages = ["%s: %s" % (r["cluster"], r["message"]) for r in ran if r.get("message")]
         if messages:
             item["message"] = "; ".join(messages)[:1024]
+        elif not ran and (previous_rings.get(ring["name"]) or {}).get("message"):
+            item["message"] = previous_rings[ring["name"]]["message"]  # not run this time: as it was
         rings.append(dict((k, v) for k, v in item.items() if v not in (None, "")))
         acted = [r for r in ran if r.get("changed") or r.get("state") != HEALTHY]
         if not acted:

@@ -310,3 +310,16 @@ def test_a_rolled_back_canary_halts_the_later_rings_and_holds_the_revision():
     assert events[2][2] == ("canary-1 rolled back from main@sha1:new to main@sha1:old: health check failed: web: "
                             "progress deadline exceeded")
     assert events[3][2] == "ring eu (2 of 3: eu-1, eu-2) not started: ring canary failed on canary-1"
+
+
+def test_a_run_that_holds_the_revision_keeps_the_rollout_status_as_the_rollback_left_it():
+    source = view()
+    previous = {"lastHealthy": dict((c.name, "main@sha1:old") for c in CLUSTERS)}
+    reports = [dict(cluster="canary-1", ring="canary", state="RolledBack", revision="main@sha1:old",
+                    healthy_revision="main@sha1:old", reason="timed out", message="rolled back to main@sha1:old: timed out",
+                    changed=True),
+               dict(cluster="eu-1", ring="eu", state="Halted", message="not started: ring canary failed on canary-1")]
+    after_rollback, unused = rollout.rollout_status(previous, entry_of(source), reports, "t1")
+    held = dict(entry_of(source), held="held", held_status=after_rollback["held"])
+    status, events = rollout.rollout_status(after_rollback, held, [], "t2")
+    assert (status, events) == (after_rollback, [])
