@@ -23,6 +23,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 
 from ansible_collections.gitops.federation.plugins.module_utils import render_cache, rollout, sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
@@ -453,9 +454,29 @@ def _roll_back(client, item, last, force_conflicts, details):
     scratch = {}
     result = _sync_source(client, back, objects, False, force_conflicts, False, False, {}, scratch)
     details[item["key"]]["rollback"] = scratch.get(item["key"])
+    if result.get("failed") and result.get("health") and _healthy_again(client, back, objects):
+        return last["revision"], None
     if result.get("failed"):
         return None, "the rollback to %s failed: %s" % (last["revision"], result.get("msg"))
     return last["revision"], None
+
+
+def _healthy_again(client, item, objects, interval=2):
+    """Whether the rolled-back objects become Current within the ring's timeout. A Deployment keeps the failed
+    rollout's ProgressDeadlineExceeded condition until its bad Pods are gone, so the engine's wait, which stops
+    at the first Failed, can fail right after a rollback that is succeeding."""
+    planned = plan_bundle(objects, client.discovery(), item["namespace"], item["owner"], False, "reject")
+    checks = parse_health_checks(item.get("health_checks") or None)
+    deadline = time.monotonic() + (item.get("wait_timeout") or 300)
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        try:
+            report = rollout.look(client, planned, item["namespace"], item["owner"], checks)
+        except FederationError:
+            continue
+        if all(r["status"] == "Current" for r in report):
+            return True
+    return False
 
 
 class _NoKeeper(object):
