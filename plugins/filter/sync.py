@@ -73,6 +73,19 @@ def sync_reports(hostvars, hosts):
     return _reports(hostvars, hosts)
 
 
+def rollout_halts(hostvars, hosts):
+    """{source key: why} of the sources whose rollout stopped in an earlier wave (a ring failed)."""
+    return sync_run.rollout_halts(_reports(hostvars, hosts), hosts)
+
+
+def cluster_waves(plan, cluster):
+    return sync_run.cluster_waves(plan, cluster)
+
+
+def merge_reports(report, more):
+    return sync_run.merge_reports(report if isinstance(report, dict) else {}, more if isinstance(more, dict) else {})
+
+
 def rollout_failures(hostvars, hosts):
     return sync_run.rollout_failures(_reports(hostvars, hosts), hosts)
 
@@ -170,6 +183,9 @@ class FilterModule(object):
             collect_results=collect_results,
             collect_secret_results=collect_secret_results,
             rollout_failures=rollout_failures,
+            rollout_halts=rollout_halts,
+            cluster_waves=cluster_waves,
+            merge_reports=merge_reports,
             sync_failures=failures,
             sync_reports=sync_reports,
             status_table=status_table,

@@ -23,7 +23,10 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
     API_VERSION, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, managed_labels)
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names, target_operations)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import resolve_placement
+from ansible_collections.gitops.federation.plugins.module_utils.placement import (
+    placement_from_options, resolve_placement)
+from ansible_collections.gitops.federation.plugins.module_utils.rollout import (
+    assign_rings, parse_rings, render_digest, ring_plan)
 from ansible_collections.gitops.federation.plugins.module_utils.status import DELETED
 
 SOURCE_OWNER = "gitops/%s/%s"
@@ -72,7 +75,8 @@ def _split_overrides(overrides):
 
 def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=DEFAULT_SCM, timeout=None,
                     ignore=None, prune=True, wait=False, force=False, suspend=None, target_namespace=None,
-                    health_checks=None, substitute=None, placement=None, overrides=None, live_suspend=None):
+                    health_checks=None, substitute=None, placement=None, overrides=None, live_suspend=None,
+                    rollout=None):
     """The FederatedGitRepository and FederatedKustomization of a source, from module options.
 
     suspend None keeps the live value we set (live_suspend: see owned_suspend), so a playbook that does not
@@ -123,8 +127,28 @@ def desired_objects(name, namespace, url, ref=None, path=None, secret=None, scm=
             obj["spec"]["overrides"] = kind_overrides
         return obj
 
-    return (federated(FEDERATED_GIT_REPOSITORY, git_spec, git_overrides),
-            federated(FEDERATED_KUSTOMIZATION, kustomization_spec, kustomization_overrides))
+    kustomization = federated(FEDERATED_KUSTOMIZATION, kustomization_spec, kustomization_overrides)
+    if rollout:
+        kustomization["spec"]["rollout"] = {"rings": rollout_rings(rollout, "rollout of source %s/%s"
+                                                                   % (namespace, name))}
+    return federated(FEDERATED_GIT_REPOSITORY, git_spec, git_overrides), kustomization
+
+
+def rollout_rings(rollout, where):
+    """spec.rollout.rings from the module's snake_case option, validated."""
+    parse_rings(rollout, where, duration_seconds)
+    rings = []
+    for ring in rollout:
+        entry = {"name": ring["name"]}
+        if ring.get("clusters"):
+            entry["clusters"] = [{"name": c} for c in ring["clusters"]]
+        if ring.get("cluster_selector") is not None:
+            entry["clusterSelector"] = placement_from_options(None, ring["cluster_selector"])["clusterSelector"]
+        for key in ("bake", "timeout"):
+            if ring.get(key):
+                entry[key] = str(ring[key])
+        rings.append(entry)
+    return rings
 
 
 def _text(value):
@@ -186,8 +210,16 @@ def source_view(kustomization, git_repository, clusters):
     inventory = set(c.name for c in clusters)
     override_names = override_cluster_names(spec.get("overrides")) + override_cluster_names(git_spec.get("overrides"))
     unknown = sorted(set(placement.unknown) | set(n for n in override_names if n not in inventory))
-    errors, renders, per_cluster = [], [], {}
-    if git_repository is None:
+    errors, renders, per_cluster, rings, assigned = [], [], {}, [], {}
+    try:
+        where = "FederatedKustomization %s/%s spec.rollout" % (namespace, name)
+        rings = parse_rings(spec.get("rollout"), where, duration_seconds)
+        assigned = assign_rings(rings, placement.placed, clusters, where) if rings else {}
+    except FederationError as err:
+        errors.append(err.msg)
+    if errors:
+        pass
+    elif git_repository is None:
         source_name = (template_spec.get("sourceRef") or {}).get("name", name)
         errors.append("FederatedGitRepository %s/%s (the sourceRef of FederatedKustomization %s/%s) does not exist"
                       % (namespace, source_name, namespace, name))
@@ -215,6 +247,12 @@ def source_view(kustomization, git_repository, clusters):
                 renders[keys[key]]["clusters"].append(cluster)
                 settings = _cluster_settings(namespace, k_spec)
                 settings.update(render=keys[key], overrides=target_operations(k_overrides, cluster))
+                if rings:
+                    # A ring's clusters must become healthy before the next ring: rings always wait.
+                    ring = rings[assigned[cluster]]
+                    settings.update(ring=assigned[cluster], ring_name=ring["name"], bake=ring["bake_seconds"],
+                                    wait=True, wait_timeout=ring["timeout"] or settings["wait_timeout"],
+                                    render_digest=render_digest(render))
                 per_cluster[cluster] = settings
         except FederationError as err:
             errors.append(err.msg)
@@ -235,6 +273,8 @@ def source_view(kustomization, git_repository, clusters):
         unplaced=[c.name for c in clusters if c.name not in placement.placed],
         stale_clusters=[n for n in listed if n not in placement.placed],
         renders=renders, clusters=per_cluster, errors=errors,
+        rings=ring_plan(rings, assigned) if rings and not errors else [],
+        rollout_status=status.get("rollout") or {},
         status=dict(last_applied_revision=status.get("lastAppliedRevision"),
                     artifact_revision=((git.get("status") or {}).get("artifact") or {}).get("revision"),
                     observed_generation=status.get("observedGeneration"), scope=status.get("scope") or "tenant",

@@ -153,6 +153,17 @@ def _project_part(plan, namespace):
     return part
 
 
+RINGS_REFUSED = ("rollout rings run one ring after the other, which the workflow form (one sliced apply job) "
+                 "cannot do: sync this source with playbooks/sync.yml")
+
+
+def refuse_rings(plan):
+    """Sources with rollout rings leave a stored run as failed (their Lease is released by the record job)."""
+    for entry in plan.get("sources") or []:
+        if entry.get("rings") and entry.get("ready"):
+            entry.update(ready=False, error=RINGS_REFUSED, clusters={})
+
+
 def publish(client, plan, check_mode=False, now=None):
     """Store the plan and its bundles for the apply and record jobs; return the run's reference.
 
@@ -169,6 +180,7 @@ def publish(client, plan, check_mode=False, now=None):
     for namespace in reference["projects"]:
         collected.extend(collect_stale(store, client, namespace, rid, now))
     plan = copy.deepcopy(plan)
+    refuse_rings(plan)
     bundles = {}  # local path -> {name, chunks, digest}
     for entry in plan.get("sources") or []:
         for cluster, settings in sorted((entry.get("clusters") or {}).items()):

@@ -43,12 +43,13 @@ class SyncRecord:
 
 def record_sync(client, kind, namespace, name, results, placed=None, revision=None, suspended=False,
                 observed_generation=None, source_error=None, check_mode=False, now=None, cause=None, policy=None,
-                policy_note=None):
+                policy_note=None, amend_status=None):
     """Write one sync's per-cluster results into the object's status and emit its Events.
 
     ``policy`` (a source's policy as the sync plan carries it) and ``policy_note`` (why the federated object's
     claimed policy was ignored) are shown in the status of a FederatedKustomization (status.apply_policy); the
-    note is also a Warning event.
+    note is also a Warning event. amend_status(previous status, new status, now), when given, completes the new
+    status in place (the rollout rings' part) and returns more Events to emit, as (type, reason, message, time).
     """
     if kind not in RECORDABLE_KINDS:
         raise FederationError("kind must be one of %s, got %s" % (", ".join(RECORDABLE_KINDS), kind))
@@ -85,6 +86,7 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
             status["scope"] = previous["scope"]
             if previous.get("platform"):
                 status["platform"] = previous["platform"]
+        more_events = amend_status(previous, status, now) if amend_status else []
         record.previous_status, record.status = previous, status
         record.status_changed = status_changed(previous, status)
         if not record.status_changed or check_mode:
@@ -104,6 +106,8 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
         recorder.emit(event_type, reason, message, now)
     if policy_note and kind == FEDERATED_KUSTOMIZATION:
         recorder.emit(WARNING, "PolicyClaimIgnored", policy_note[:1024], now)
+    for event_type, reason, message, when in more_events:
+        recorder.emit(event_type, reason, message[:1024], when or now)
     if track_revision:
         _record_source(store, client, obj, namespace, revision, source_error, check_mode, now, record, recorder)
     record.events = recorder.recorded

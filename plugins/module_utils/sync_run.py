@@ -59,7 +59,8 @@ def sync_plan(sources, lease_results, render_results, projects, secret_lease_res
                      terminating=bool(source.get("terminating")), placed=list(source.get("placed") or []),
                      unplaced=list(source.get("unplaced") or []),
                      target_namespace=source.get("target_namespace") or source["namespace"],
-                     ready=False, error=None, revision=None, clusters={}, record=True,
+                     rings=list(source.get("rings") or []), ready=False, error=None, revision=None, clusters={},
+                     record=True,
                      # The operator's policy (source_policy.SourcePolicy.to_plan), never the object's claim.
                      policy=source.get("policy") or None, policy_note=source.get("policy_note") or None)
         if source.get("ref_override"):
@@ -107,13 +108,33 @@ def sync_plan(sources, lease_results, render_results, projects, secret_lease_res
     return dict(projects=list(projects), secret_projects=secret_projects, secret_errors=secret_errors, sources=plan)
 
 
-def cluster_work(plan, cluster):
-    """This cluster's work: apply each ready source placed here, remove each ready source placed elsewhere."""
+def waves(plan):
+    """How many waves the attached play runs: the most rollout rings of any ready source (1 without rings)."""
+    return max([len(e.get("rings") or []) for e in plan.get("sources") or [] if e.get("ready")] + [1])
+
+
+def cluster_waves(plan, cluster):
+    """The waves in which this cluster has work: the rings it is in, or [0] (secrets, removals) when none."""
+    return sorted(set(int(e["clusters"][cluster].get("ring") or 0) for e in plan.get("sources") or []
+                      if e.get("ready") and cluster in e["clusters"])) or [0]
+
+
+def cluster_work(plan, cluster, wave=None):
+    """This cluster's work: apply each ready source placed here, remove each ready source placed elsewhere.
+
+    With a wave (rollout rings), only the sources whose ring on this cluster is that wave; removals go with the
+    cluster's first wave.
+    """
     work = []
+    first = wave is None or wave == cluster_waves(plan, cluster)[0]
     for entry in plan.get("sources") or []:
         if not entry.get("ready"):
             continue
         settings = entry["clusters"].get(cluster)
+        if settings is not None and wave is not None and int(settings.get("ring") or 0) != wave:
+            continue
+        if settings is None and not first:
+            continue
         if settings is not None:
             work.append(dict(settings, key=entry["key"], owner=entry["owner"], state="present",
                              suspended=bool(settings.get("suspended")), **_policy(entry)))
@@ -126,6 +147,32 @@ def cluster_work(plan, cluster):
 def _policy(entry):
     """The source's policy for a cluster's work (removal too: CRDs kept, same ServiceAccount); none: tenant."""
     return dict(policy=entry["policy"]) if entry.get("policy") else {}
+
+
+def merge_reports(report, more):
+    """One cluster's report over the waves of a run: this wave's report merged into the earlier ones."""
+    merged = dict(sources=dict((report or {}).get("sources") or {}), secrets=dict((report or {}).get("secrets") or {}))
+    for key in ("rollout",):
+        if (report or {}).get(key) or (more or {}).get(key):
+            merged[key] = dict((report or {}).get(key) or {})
+            merged[key].update((more or {}).get(key) or {})
+    merged["sources"].update((more or {}).get("sources") or {})
+    merged["secrets"].update((more or {}).get("secrets") or {})
+    for key in ("halted", "lease_lost"):
+        texts = [r[key] for r in (report, more) if (r or {}).get(key)]
+        if texts:
+            merged[key] = "; ".join(texts)
+    return merged
+
+
+def rollout_halts(reports, hosts):
+    """{source key: why} for the sources whose rollout must not go on: a ring of theirs failed on a cluster."""
+    halts = {}
+    for host, report in _reports(reports, hosts):
+        for key, ring in sorted((report.get("rollout") or {}).items()):
+            if ring.get("state") in ("Failed", "RolledBack") and key not in halts:
+                halts[key] = "ring %s failed on %s" % (ring.get("ring"), host)
+    return halts
 
 
 def rollout_failures(reports, hosts):
@@ -214,6 +261,8 @@ def failures(plan, reports, hosts):
     for entry in plan.get("sources") or []:
         if entry.get("error"):
             lines.append("%s: %s" % (entry["key"], entry["error"]))
+        if entry.get("held"):
+            lines.append("%s: %s" % (entry["key"], entry["held"]))
     for host, report in _reports(reports, hosts):
         if report.get("halted"):
             lines.append("%s: not synced: %s" % (host, report["halted"]))
@@ -222,6 +271,9 @@ def failures(plan, reports, hosts):
         for key, result in sorted((report.get("sources") or {}).items()):
             if result.get("status") in ("Failed", "Unreachable"):
                 lines.append("%s on %s: %s: %s" % (key, host, result["status"], result.get("message")))
+        for key, ring in sorted((report.get("rollout") or {}).items()):
+            if ring.get("state") == "Halted":
+                lines.append("%s on %s: not synced (ring %s): %s" % (key, host, ring.get("ring"), ring.get("message")))
         for namespace, by_secret in sorted((report.get("secrets") or {}).items()):
             for secret, result in sorted(by_secret.items()):
                 if result.get("status") in ("Failed", "Unreachable"):

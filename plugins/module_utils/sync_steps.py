@@ -24,8 +24,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 
-from ansible_collections.gitops.federation.plugins.module_utils import render_cache, sync_run
+from ansible_collections.gitops.federation.plugins.module_utils import render_cache, rollout, sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
@@ -44,6 +45,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.plan import plan
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy, effective_policy
 from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs
+from ansible_collections.gitops.federation.plugins.module_utils.status import READY, set_condition, utc_now
 from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition, record_sync
 from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import (
     apply_windows, closed_secrets, window_condition)
@@ -232,12 +234,13 @@ def _render_once(source, render, dest, git_options, check_mode, warnings):
 
 def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lease_duration=900, lease_wait=0,
             check_mode=False, allow_local_urls=False, kustomize_path=None, policies=None, limits=None,
-            ref_override=None, leases_wanted=True, windows=None, force=False, now=None):
+            ref_override=None, leases_wanted=True, windows=None, force=False, now=None, retry_held=False):
     """Step 1. Returns dict(plan, sources, secrets, renders, warnings, changed).
 
     ``policies`` is {key: SourcePolicy}, the operator's (source_policy.policies_from_projects). ``ref_override``
     renders another ref than the sources' own (see ``source_refs.override_refs``), ``windows``
-    (sync_windows.SyncWindow) take closed clusters out of the work unless ``force``.
+    (sync_windows.SyncWindow) take closed clusters out of the work unless ``force``. ``retry_held`` rolls out a
+    revision that rollout rings rolled back.
     """
     store = FederationStore(client)
     sources, secrets, credentials = read_projects(store, projects, clusters, source_name, policies)
@@ -251,12 +254,17 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
     leases, secret_leases = take_leases(client, sources, projects, holder, lease_duration, lease_wait, check_mode,
                                         leases_wanted)
     scratch = tempfile.mkdtemp(prefix="gitops-federation-check-") if check_mode else None
+    git_options = dict(cache_dir=os.path.join(cache_dir, "git"), allow_local_urls=allow_local_urls,
+                       kustomize_path=kustomize_path, scratch_dir=scratch, limits=limits)
     renders, warnings = render_sources(
-        sync_run.render_jobs(sources, leases), credentials, cache_dir, client.server,
-        dict(cache_dir=os.path.join(cache_dir, "git"), allow_local_urls=allow_local_urls,
-             kustomize_path=kustomize_path, scratch_dir=scratch, limits=limits), check_mode)
-    credentials.clear()
+        sync_run.render_jobs(sources, leases), credentials, cache_dir, client.server, git_options, check_mode)
     plan = sync_run.sync_plan(sources, leases, renders, projects, secret_leases)
+    rollback_renders, more = plan_rollouts(plan, sources, credentials, cache_dir, client.server, git_options,
+                                           check_mode, retry_held)
+    credentials.clear()
+    renders += rollback_renders
+    warnings += more
+    plan["waves"] = sync_run.waves(plan)
     plan["holder"] = holder
     plan["secrets_closed"] = closed_secrets(windows, projects, clusters, now, force)
     plan["lease_duration"] = lease_duration
@@ -274,6 +282,55 @@ def prepare(client, projects, clusters, holder, cache_dir, source_name=None, lea
                                ", ".join(item["unknown_clusters"])))
     return dict(plan=plan, renders=rendered, warnings=warnings, unknown_clusters=unknown,
                 changed=any(r["changed"] for r in rendered))
+
+
+def plan_rollouts(plan, sources, credentials, bundle_dir, server, git_options, check_mode, retry_held=False):
+    """Rollout rings: hold a revision that was rolled back, and render each cluster's rollback bundle.
+
+    For every ready source with rings, a revision held in its status (rolled back before, same source
+    generation) is not rolled out unless retry_held. Otherwise each cluster whose last healthy revision
+    (status.rollout.lastHealthy) is not the one being rolled out gets that revision rendered now, with the
+    cluster's render inputs, so it can be synced back to it (only this step holds the git credentials).
+    Returns (render results, warnings).
+    """
+    views = dict((sync_run.source_key(s), s) for s in sources)
+    jobs, by_job = [], {}
+    for entry in plan.get("sources") or []:
+        if not entry.get("ready") or not entry.get("rings"):
+            continue
+        view = views[entry["key"]]
+        status = view.get("rollout_status") or {}
+        held = rollout.hold_of(status, entry["revision"], entry.get("generation"), retry_held)
+        if held:
+            entry.update(ready=False, held=rollout.held_message(held), held_status=held)
+            continue
+        last_healthy = status.get("lastHealthy") or {}
+        for cluster, settings in entry["clusters"].items():
+            healthy = last_healthy.get(cluster)
+            commit = rollout.commit_of(healthy)
+            if not commit or healthy == settings["revision"]:
+                continue
+            render = next(r for r in view["renders"] if r["id"] == settings["render"])
+            job_id = "rollback-%s-%s" % (render["id"], commit[:12])
+            if (entry["key"], job_id) not in by_job:
+                by_job[(entry["key"], job_id)] = None
+                jobs.append(dict(key=entry["key"], namespace=entry["namespace"], source=entry["name"],
+                                 render=dict(render, id=job_id, ref={"commit": commit})))
+            settings["rollback"] = dict(revision=healthy, job=job_id)
+    if not jobs:
+        return [], []
+    results, warnings = render_sources(jobs, credentials, bundle_dir, server, git_options, check_mode)
+    for result in results:
+        by_job[(result["item"]["key"], result["item"]["render"]["id"])] = result
+    for entry in plan.get("sources") or []:
+        for settings in (entry.get("clusters") or {}).values():
+            if settings.get("rollback"):
+                result = by_job[(entry["key"], settings["rollback"].pop("job"))]
+                if result.get("failed"):
+                    settings["rollback"]["error"] = result.get("msg")
+                else:
+                    settings["rollback"]["bundle"] = result["bundle"]
+    return results, warnings
 
 
 # -- step 2: reconcile one attached cluster ---------------------------------------------------------------------
@@ -299,9 +356,20 @@ def _error_result(item, err, extra=None):
 
 
 def reconcile(client, management_client, plan, cluster, cluster_labels=None, create_namespace=True,
-              force_conflicts=True, check_mode=False, diff=False):
-    """Step 2 on one attached cluster. Returns dict(report, sources, secrets, changed, failed)."""
-    work = sync_run.cluster_work(plan, cluster)
+              force_conflicts=True, check_mode=False, diff=False, wave=None, halted=None):
+    """Step 2 on one attached cluster. Returns dict(report, sources, secrets, changed, failed).
+
+    With a wave (rollout rings), only the sources whose ring on this cluster is that wave; the federated
+    secrets and removals go with the cluster's first wave; sources in halted ({key: why}) are left alone.
+    """
+    work = sync_run.cluster_work(plan, cluster, wave)
+    rings = {}
+    if wave is not None and wave != sync_run.cluster_waves(plan, cluster)[0]:
+        plan = dict(plan, secret_projects=[])
+    for item in [w for w in work if w["key"] in (halted or {}) and w.get("ring_name") is not None]:
+        rings[item["key"]] = dict(cluster=cluster, ring=item["ring_name"], state=rollout.HALTED,
+                                  message="not started: %s" % halted[item["key"]])
+        work.remove(item)
     source_results, secret_results, details = [], [], {}
     objects_of, refused = {}, {}
 
@@ -320,16 +388,21 @@ def reconcile(client, management_client, plan, cluster, cluster_labels=None, cre
     try:
         keeper = _lease_keeper(management_client, plan, work, check_mode)
         with keeper:
+            started = utc_now()
             _write_cluster(client, management_client, plan, work, cluster, cluster_labels, create_namespace,
                            force_conflicts, check_mode, diff, objects_of, refused, source_results, secret_results,
                            details)
+            _finish_rings(client, cluster, source_results, objects_of, force_conflicts, check_mode, started, rings,
+                          details)
     except FederationError as err:
         if source_results or secret_results:
             raise
         # The run's leases could not be kept (taken by another run, management cluster unreachable) before
         # anything was done here: every piece of this cluster's work is reported failed with the reason.
-        return failed_report(plan, cluster, err)
+        return failed_report(plan, cluster, err, wave)
     report = sync_run.cluster_results(source_results, secret_results, cluster)
+    if rings:
+        report["rollout"] = rings
     failed = [r for r in source_results + secret_results if r.get("failed")]
     lost = list(getattr(keeper, "lost", None) or [])
     if lost:
@@ -338,6 +411,113 @@ def reconcile(client, management_client, plan, cluster, cluster_labels=None, cre
                            "meanwhile: rerun once it is done"))
     return dict(report=report, details=details, changed=any(r.get("changed") for r in source_results + secret_results),
                 failed=failed)
+
+
+def _finish_rings(client, cluster, source_results, objects_of, force_conflicts, check_mode, started, rings, details):
+    """After a wave's sources were applied (and waited on): bake the ringed ones, roll back those that failed.
+
+    A ringed source that became healthy stays under watch for its ring's bake time (all of this cluster's
+    sources of the wave bake together), unless nothing changed and its revision was already healthy here
+    (a no-op sync does not bake again). One that stays healthy is recorded healthy on the cluster; one whose
+    health failed (wait or bake) is synced back to the revision last recorded healthy here.
+    """
+    ringed = [r for r in source_results if not r.get("skipped") and (r.get("item") or {}).get("ring_name") is not None
+              and r["item"]["state"] == "present"]
+    last_of, baking = {}, []
+    for result in ringed:
+        item = result["item"]
+        rings[item["key"]] = dict(cluster=cluster, ring=item["ring_name"], started=started,
+                                  changed=bool(result.get("changed")))
+        if check_mode:
+            continue
+        last = last_of[item["key"]] = rollout.read_last_healthy(client, item["owner"], item["namespace"])
+        if result.get("failed") or not item.get("bake"):
+            continue
+        known = last is not None and last.get("revision") == item["revision"] and \
+            last.get("inputs") == item.get("render_digest")
+        if result.get("changed") or not known:
+            baking.append(dict(key=item["key"], namespace=item["namespace"], owner=item["owner"],
+                               checks=parse_health_checks(item.get("health_checks") or None), seconds=item["bake"],
+                               planned=plan_bundle(objects_of[item["key"]], client.discovery(), item["namespace"],
+                                                   item["owner"], False, "reject")))
+    baked = rollout.bake(client, baking) if baking else {}
+    for result in ringed:
+        item = result["item"]
+        report = rings[item["key"]]
+        failure = baked.get(item["key"])
+        if failure:
+            result.update(failed=True, msg="ring %s: %s" % (item["ring_name"], failure), health=True)
+        elif result.get("failed"):
+            failure = result.get("msg")
+        if not failure:
+            report.update(state=rollout.HEALTHY, revision=item["revision"], healthy_revision=item["revision"])
+            last = last_of.get(item["key"])
+            if not check_mode and (last is None or last.get("revision") != item["revision"] or
+                                   last.get("inputs") != item.get("render_digest")):
+                try:
+                    rollout.write_last_healthy(client, item["owner"], item["namespace"], item["revision"],
+                                               item.get("render_digest"))
+                except ApiError as err:
+                    report["message"] = "healthy, but not recorded as the last healthy revision here: %s" % err.msg
+        else:
+            report.update(state=rollout.FAILED, reason=failure, message=failure)
+            if result.get("health") and not check_mode:
+                reverted, why = _roll_back(client, item, last_of.get(item["key"]), force_conflicts, details)
+                if reverted:
+                    report.update(state=rollout.ROLLED_BACK, revision=reverted, healthy_revision=reverted,
+                                  message="rolled back to %s: %s" % (reverted, failure))
+                    result["msg"] = "ring %s: %s; rolled back to %s" % (
+                        item["ring_name"], failure.replace("ring %s: " % item["ring_name"], "", 1), reverted)
+                else:
+                    report["message"] = "%s; not rolled back: %s" % (failure, why)
+                    result["msg"] = "%s; not rolled back: %s" % (result.get("msg") or failure, why)
+        report["finished"] = utc_now()
+
+
+def _roll_back(client, item, last, force_conflicts, details):
+    """Sync the source back to the revision last recorded healthy on this cluster: (revision, None) or (None, why)."""
+    rollback = item.get("rollback") or {}
+    if not last:
+        return None, "no revision was recorded healthy on this cluster"
+    if rollback.get("revision") != last["revision"]:
+        return None, ("the last healthy revision here, %s, was not rendered for this run (the source's "
+                      "status.rollout.lastHealthy names %s)" % (last["revision"], rollback.get("revision") or "none"))
+    if last.get("inputs") != item.get("render_digest"):
+        return None, ("the source's url, path or substitutions changed since %s was healthy here, so it cannot be "
+                      "rendered as it was" % last["revision"])
+    if rollback.get("error"):
+        return None, "rendering %s failed: %s" % (last["revision"], rollback["error"])
+    back = dict(item, revision=last["revision"], bundle=rollback["bundle"])
+    try:
+        objects = _validate_source(client, back)
+    except FederationError as err:
+        return None, "%s is refused now: %s" % (last["revision"], err.msg)
+    scratch = {}
+    result = _sync_source(client, back, objects, False, force_conflicts, False, False, {}, scratch)
+    details[item["key"]]["rollback"] = scratch.get(item["key"])
+    if result.get("failed") and result.get("health") and _healthy_again(client, back, objects):
+        return last["revision"], None
+    if result.get("failed"):
+        return None, "the rollback to %s failed: %s" % (last["revision"], result.get("msg"))
+    return last["revision"], None
+
+
+def _healthy_again(client, item, objects, interval=2):
+    """Whether the rolled-back objects become Current within the ring's timeout. A Deployment keeps the failed
+    rollout's ProgressDeadlineExceeded condition until its bad Pods are gone, so the engine's wait, which stops
+    at the first Failed, can fail right after a rollback that is succeeding."""
+    planned = plan_bundle(objects, client.discovery(), item["namespace"], item["owner"], False, "reject")
+    checks = parse_health_checks(item.get("health_checks") or None)
+    deadline = time.monotonic() + (item.get("wait_timeout") or 300)
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        try:
+            report = rollout.look(client, planned, item["namespace"], item["owner"], checks)
+        except FederationError:
+            continue
+        if all(r["status"] == "Current" for r in report):
+            return True
+    return False
 
 
 class _NoKeeper(object):
@@ -396,12 +576,19 @@ def _write_cluster(client, management_client, plan, work, cluster, cluster_label
                                            force_conflicts, check_mode, diff, secrets_written, details))
 
 
-def failed_report(plan, cluster, err):
+def failed_report(plan, cluster, err, wave=None):
     """The report of a cluster the module could not work on at all (e.g. its connection settings do not load):
-    every source and project's secrets of this cluster's work fail with the error."""
-    work = [w for w in sync_run.cluster_work(plan, cluster) if not w["suspended"]]
+    every source and project's secrets of this cluster's work (of this wave) fail with the error; a ring of a
+    source fails with it (its later rings are not started)."""
+    work = [w for w in sync_run.cluster_work(plan, cluster, wave) if not w["suspended"]]
+    if wave is not None and wave != sync_run.cluster_waves(plan, cluster)[0]:
+        plan = dict(plan, secret_projects=[])
     failed = [_error_result(w, err) for w in work] + [_error_result(ns, err) for ns in plan.get("secret_projects") or []]
     report = sync_run.cluster_results(failed[:len(work)], failed[len(work):], cluster)
+    rings = dict((w["key"], dict(cluster=cluster, ring=w["ring_name"], state=rollout.FAILED, message=err.msg,
+                                 reason=err.msg)) for w in work if w.get("ring_name") is not None)
+    if rings:
+        report["rollout"] = rings
     return dict(report=report, details={}, changed=False, failed=failed)
 
 
@@ -490,7 +677,8 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
                               suspended=entry.get("suspended", False),
                               observed_generation=entry.get("generation") or None,
                               source_error=entry.get("error") or None, check_mode=check_mode, cause=cause,
-                              policy=entry.get("policy") or {}, policy_note=entry.get("policy_note"))
+                              policy=entry.get("policy") or {}, policy_note=entry.get("policy_note"),
+                              amend_status=_rollout_amendment(entry, reports, hosts))
         changed = changed or outcome.changed
         events = outcome.events
         if entry.get("window"):
@@ -516,6 +704,25 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
         shutil.rmtree(plan["scratch_dir"], ignore_errors=True)
     return dict(changed=changed, recorded=recorded, released=released,
                 failures=sync_run.failures(plan, reports, hosts))
+
+
+def _rollout_amendment(entry, reports, hosts):
+    """For a source with rollout rings: a function that adds status.rollout (and, while a revision is held, a
+    Ready condition saying so) to the status being recorded, and returns the Events of its rings."""
+    if not entry.get("rings") or entry.get("suspended") or entry.get("terminating"):
+        return None
+    ring_reports = [report["rollout"][entry["key"]] for unused, report in sync_run._reports(reports, hosts)
+                    if entry["key"] in (report.get("rollout") or {})]
+
+    def amend(previous, status, now):
+        status["rollout"], events = rollout.rollout_status(previous.get("rollout"), entry, ring_reports, now)
+        held = status["rollout"].get("held")
+        if held and held.get("revision") == entry.get("revision"):
+            ready = set_condition(previous.get("conditions"), READY, "False", "RolloutHeld",
+                                  rollout.held_message(held), now, status.get("observedGeneration"))
+            status["conditions"] = [ready if c["type"] == READY else c for c in status["conditions"]]
+        return events
+    return amend
 
 
 def trigger_phrase(trigger):

@@ -119,6 +119,26 @@ options:
         description: Seconds to wait for any single API request.
         type: float
         default: 30
+  wave:
+    description:
+      - Reconcile only the sources whose rollout ring on this cluster has this index (C(spec.rollout.rings); a
+        source without rings is in ring 0); the federated secrets and the removal of sources placed elsewhere go
+        with the cluster's first wave. C(playbooks/sync.yml) runs the waves in order, every cluster of a wave in
+        parallel.
+      - A ringed source waits until its objects are healthy, then, when something changed or its revision was
+        not yet recorded healthy here, stays under watch for its ring's C(bake) time (health is re-checked every
+        few seconds). A source that stays healthy is recorded healthy on the cluster (annotation
+        C(gitops.federation/last-healthy) of its inventory ConfigMap); one whose health fails is synced back
+        to the revision last recorded healthy here, when the plan rendered it.
+      - Without it, every source of the plan placed here (no bake, no rollback).
+    type: int
+  halted:
+    description:
+      - Sources (by key V(<namespace>/<source>)) whose rollout stopped in an earlier wave, with the reason (filter
+        C(gitops.federation.rollout_halts)); their rings are not started on this cluster and are reported
+        V(Halted).
+    type: dict
+    default: {}
   cache_dir:
     description:
       - Directory of the collection's cache on the controller; discovery of each API server is kept in
@@ -139,6 +159,8 @@ EXAMPLES = r"""
     cluster: "{{ inventory_hostname }}"
     cluster_labels: "{{ cluster_labels | default({}) }}"
     management: "{{ hostvars[groups['management'][0]] | gitops.federation.cluster_connection }}"
+    wave: 0
+    halted: "{{ hostvars | gitops.federation.rollout_halts(groups['attached']) }}"
   register: gitops_reconcile
   ignore_errors: true
 
@@ -157,6 +179,9 @@ report:
     - This cluster's results for M(gitops.federation.sync_record) - C(sources) (per source key its status
       V(Applied), V(Deleted), V(Suspended), V(Failed) or V(Unreachable), counts and revision) and C(secrets)
       (per project, per federated secret).
+    - C(rollout), for sources with rollout rings, per source key - C(ring), C(state) (V(Healthy), V(Failed),
+      V(RolledBack) or V(Halted)), the C(revision) the cluster runs now, C(healthy_revision), C(message),
+      C(started) and C(finished).
   returned: always
   type: dict
 details:
@@ -214,6 +239,8 @@ def argspec():
         create_namespace=dict(type="bool", default=True),
         force_conflicts=dict(type="bool", default=True),
         management=dict(type="dict", required=True, options=MANAGEMENT_ARG_SPEC),
+        wave=dict(type="int"),
+        halted=dict(type="dict", default={}),
     )
 
 
@@ -224,7 +251,8 @@ def run_module(module):
                    force_conflicts=params["force_conflicts"], check_mode=module.check_mode, diff=module._diff)
     if params["run"] is not None:
         # The apply job of the workflow form: a failure to reach the management cluster fails the module (there
-        # is nowhere to store a result; the record job reports the cluster as not reconciled).
+        # is nowhere to store a result; the record job reports the cluster as not reconciled). Sources with
+        # rollout rings are not in a stored run (sync_plan refuses them there): one call does all the work.
         management = sync_client(auth_from_params(params["management"]), "management", params["cache_dir"])
         try:
             client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
@@ -235,10 +263,10 @@ def run_module(module):
         try:
             client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
             outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"],
-                                params["cluster"], **options)
+                                params["cluster"], wave=params["wave"], halted=params["halted"], **options)
         except FederationError as err:
             # Nothing could be done on this cluster: every source and secret of its work is reported failed.
-            outcome = failed_report(params["plan"], params["cluster"], err)
+            outcome = failed_report(params["plan"], params["cluster"], err, params["wave"])
     result = dict(changed=outcome["changed"], report=outcome["report"], details=outcome["details"],
                   api_requests=request_counts(client) if client is not None else {})
     if "stored" in outcome:

@@ -181,6 +181,40 @@ options:
         with C(matchLabels) and C(matchExpressions), or a plain dictionary of labels. An empty dictionary selects
         every attached cluster. The source goes to the union of O(clusters) and the selected clusters.
     type: dict
+  rollout:
+    description:
+      - Rollout rings (C(spec.rollout.rings) of the FederatedKustomization), in order. The sync of
+        C(playbooks/sync.yml) reconciles ring after ring; each ring's clusters must become healthy (the source
+        waits, whatever O(wait) says) and stay healthy for the ring's C(bake) time before the next ring starts.
+      - Each placed cluster belongs to the first ring that lists it in C(clusters) or whose C(cluster_selector)
+        matches its labels; a ring with neither takes every cluster left and must be the last one. A placed
+        cluster in no ring makes the source fail to sync (nothing is written).
+      - When a ring fails (an apply, its health wait or its bake), later rings are not synced and each failed
+        cluster of the ring is synced back to the last revision that was healthy there; that revision is not
+        rolled out again until the commit or the source changes, or a sync runs with
+        C(-e gitops_rollout_retry=true).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the ring (unique within the source).
+        type: str
+        required: true
+      clusters:
+        description: Attached clusters (inventory host names) of this ring.
+        type: list
+        elements: str
+      cluster_selector:
+        description: The clusters whose C(cluster_labels) match (a label selector or a plain label dictionary).
+        type: dict
+      bake:
+        description:
+          - How long the ring's workloads must stay healthy after they became healthy (a Go duration such as
+            V(10m)); health is re-checked every few seconds and at the end. No bake when omitted.
+        type: str
+      timeout:
+        description: How long to wait for the ring to become healthy; the source's O(timeout) when omitted.
+        type: str
   overrides:
     description:
       - Per-cluster changes, JSON-patch style (C(spec.overrides)).
@@ -277,6 +311,21 @@ EXAMPLES = r"""
             target:
               kind: Deployment
               name: podinfo
+
+- name: Roll out canary first, then the EU clusters (baked 10 minutes), then the rest
+  gitops.federation.gitops_source:
+    namespace: team-a
+    name: podinfo
+    url: https://github.com/example/podinfo-deploy.git
+    ref: {branch: main}
+    cluster_selector: {}
+    rollout:
+      - name: canary
+        clusters: [attached-1]
+      - name: eu
+        cluster_selector: {region: eu}
+        bake: 10m
+      - name: rest
 
 - name: Suspend the source during an incident
   gitops.federation.gitops_source:
@@ -385,6 +434,13 @@ def argspec():
         clusters=dict(type="list", elements="str"),
         cluster_selector=dict(type="dict"),
         overrides=dict(type="list", elements="dict", options=OVERRIDE_OPTIONS),
+        rollout=dict(type="list", elements="dict", options=dict(
+            name=dict(type="str", required=True),
+            clusters=dict(type="list", elements="str"),
+            cluster_selector=dict(type="dict"),
+            bake=dict(type="str"),
+            timeout=dict(type="str"),
+        )),
     )
 
 
@@ -426,7 +482,7 @@ def run_module(module):
             target_namespace=params["target_namespace"], health_checks=params["health_checks"],
             substitute=params["substitute"],
             placement=placement_from_options(params["clusters"], params["cluster_selector"]),
-            overrides=overrides_from_options(params["overrides"]),
+            overrides=overrides_from_options(params["overrides"]), rollout=params["rollout"],
             live_suspend=owned_suspend(live_kustomization, CONFIG_FIELD_MANAGER))
         policy = SourcePolicy.from_inventory(
             dict(name=name, platform=params["platform"], service_account=params["service_account"],

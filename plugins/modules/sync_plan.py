@@ -127,6 +127,10 @@ options:
       - Objects of earlier runs of these projects that never reached their record job are deleted first, once
         their holder holds no Lease in the project and they are older than its lease duration.
       - In check mode nothing is stored; RV(run) says so and the apply and record modules refuse it.
+      - Sources with rollout rings are not stored in a run (their rings must run one after the other, which
+        C(playbooks/sync.yml) does); the plan records them as failed, saying so.
+    type: bool
+    default: false
   ref_override:
     description:
       - Render another git ref than the sources' own (C(playbooks/preview.yml), C(playbooks/drift.yml)); only the
@@ -156,7 +160,17 @@ options:
     description: Sync although a sync window is closed; the record step's Events say so.
     type: bool
     default: false
+  retry_held:
+    description:
+      - Roll out again a revision that a source with rollout rings rolled back (C(status.rollout.held) of its
+        FederatedKustomization). Without it such a revision is held, the source is not synced and the run reports
+        it, until the upstream commit or the source changes.
+    type: bool
+    default: false
 notes:
+  - For a source with rollout rings (C(spec.rollout.rings)), each placed cluster's ring is in its plan entry, and
+    for each cluster whose last healthy revision (C(status.rollout.lastHealthy)) is not the one being rolled out,
+    that revision is rendered too (as C(rollback)), so the cluster can be synced back to it if its ring fails.
   - Sources that are suspended, terminating or have errors of their own get no Lease and no render; they are
     still in the plan, so the record step writes their status.
 seealso:
@@ -185,7 +199,9 @@ plan:
       closed or C(force) opened);
       C(secret_projects) the projects whose federated secrets this run propagates; C(secret_errors) the
       projects whose secrets Lease another run holds; C(holder); C(secrets) the federated secrets and where
-      they are placed.
+      they are placed; C(waves) the number of rollout waves (the most rings of any source, 1 without rings).
+    - A source with rings lists them in C(rings) (name, index, clusters, bake); a held source has C(held) (why
+      it is not rolled out) and is not ready.
   returned: always
   type: dict
 renders:
@@ -254,6 +270,7 @@ def argspec():
         leases=dict(type="bool", default=True),
         sync_windows=dict(type="list", elements="raw", default=[]),
         force=dict(type="bool", default=False),
+        retry_held=dict(type="bool", default=False),
     )
 
 
@@ -277,7 +294,8 @@ def run_module(module):
                          lease_wait=params["lease_wait"], check_mode=module.check_mode,
                          allow_local_urls=params["allow_local_urls"], kustomize_path=params["kustomize_path"],
                          policies=policies, limits=params["limits"], ref_override=params["ref_override"] or None,
-                         leases_wanted=params["leases"], windows=windows, force=params["force"])
+                         leases_wanted=params["leases"], windows=windows, force=params["force"],
+                         retry_held=params["retry_held"])
     except ApiError as err:
         # Every request of this step goes to the management cluster: say so, and that nothing else was touched.
         raise management_error(client, err)

@@ -21,6 +21,10 @@ description:
   - A source's status also shows the policy it was applied with (C(status.scope) platform or tenant, and
     C(status.platform)); when its FederatedKustomization claims more than the operator's policy, condition
     C(Policy) is False (reason C(ClaimIgnored)) and a Warning event C(PolicyClaimIgnored) says so.
+  - For a source with rollout rings, also writes C(status.rollout) (each ring's clusters, state and the revision
+    it runs, each cluster's last healthy revision, a held revision after a rollback, with the Ready condition
+    reason V(RolloutHeld) while it holds the revision being synced) and the Events of its rings (V(RingStarted),
+    V(RingHealthy), V(RingFailed), V(RolledBack), V(RingHalted)), timed when they happened on the clusters.
   - Terminating sources (teardown records them) and sources whose Lease another run holds (that run records
     them) are not recorded.
   - Does not fail because something did not sync; RV(failures) lists it, for the playbook to fail with after

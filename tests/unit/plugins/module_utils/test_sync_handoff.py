@@ -228,3 +228,14 @@ def test_objects_of_runs_that_never_recorded_are_collected_once_their_leases_are
     young = sync_handoff.publish(cluster, plan(tmp_path, holder="awx-job-4"), now=early)["run"]
     assert sync_handoff.collect_stale(store, cluster, "team-b", "other", NOW) == ["team-b/%s" % crashed["id"]]
     assert any(young["id"] in name for name in cluster.secrets("team-b"))
+
+
+def test_sources_with_rollout_rings_leave_a_stored_run_as_failed():
+    from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import RINGS_REFUSED, refuse_rings
+    plan = {"sources": [
+        {"key": "a/ringed", "ready": True, "rings": [{"name": "canary"}], "clusters": {"c1": {"bundle": "/x"}}},
+        {"key": "a/plain", "ready": True, "rings": [], "clusters": {"c1": {"bundle": "/y"}}}]}
+    refuse_rings(plan)
+    ringed, plain = plan["sources"]
+    assert (ringed["ready"], ringed["error"], ringed["clusters"]) == (False, RINGS_REFUSED, {})
+    assert plain["ready"] and plain["clusters"] == {"c1": {"bundle": "/y"}}
