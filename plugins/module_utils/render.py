@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fnmatch
 import glob
 import hashlib
 import os
@@ -29,6 +28,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+
+try:
+    import pathspec
+    HAS_PATHSPEC = True
+except ImportError:  # reported when a source sets ignore
+    pathspec = None
+    HAS_PATHSPEC = False
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
@@ -442,35 +448,24 @@ def validate(manifests):
 # -- the whole step ------------------------------------------------------------------------------------------
 
 class IgnoreRules:
-    """The source's ``ignore`` patterns: a subset of .gitignore syntax, last matching pattern wins.
-
-    ``#`` comments and blank lines are skipped; ``!pattern`` re-includes; a trailing ``/`` matches
-    directories only; a pattern with a ``/`` (other than a trailing one) is anchored at the repository
-    root, any other pattern matches a file or directory name at any depth.
-    """
+    """The source's ``ignore`` patterns, read with .gitignore's own rules (pathspec's GitIgnoreSpec, as Flux's
+    source-controller reads them): last matching pattern wins, ``!`` re-includes, a trailing ``/`` matches
+    directories only, a pattern with a ``/`` is anchored at the repository root, ``*`` stays within one path
+    segment and ``**`` crosses them."""
 
     def __init__(self, text):
-        self.rules = []
-        for line in (text or "").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            negated = line.startswith("!")
-            pattern = line[1:] if negated else line
-            directory_only = pattern.endswith("/")
-            pattern = pattern.rstrip("/")
-            anchored = "/" in pattern
-            self.rules.append((pattern.lstrip("/"), negated, directory_only, anchored))
+        self.lines = [line.strip() for line in (text or "").splitlines()]
+        self.rules = [line for line in self.lines if line and not line.startswith("#")]
+        if self.rules and not HAS_PATHSPEC:
+            raise FederationError("the source's ignore option needs the Python library pathspec on the controller "
+                                  "(pip install -r requirements.txt of the collection)")
+        self.spec = pathspec.GitIgnoreSpec.from_lines(self.lines) if self.rules else None
 
     def ignored(self, relative, is_dir):
-        verdict = False
-        for pattern, negated, directory_only, anchored in self.rules:
-            if directory_only and not is_dir:
-                continue
-            subject = relative if anchored else os.path.basename(relative)
-            if fnmatch.fnmatchcase(subject, pattern):
-                verdict = not negated
-        return verdict
+        if self.spec is None:
+            return False
+        relative = relative.replace(os.sep, "/")
+        return bool(self.spec.match_file(relative + "/" if is_dir else relative))
 
 
 def remove_ignored(root, ignore):
