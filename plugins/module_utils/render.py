@@ -40,8 +40,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.errors import Fe
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
     dump_all,
-    list_items,
-    load_all,
+    expand_lists,
     load_documents,
     typed_scalar,
 )
@@ -402,19 +401,17 @@ def substitute_manifests(manifests, substitute):
 
 # -- validation ----------------------------------------------------------------------------------------------
 
-def expand_lists(manifests):
-    """Items of lists (``v1/List``, ``ConfigMapList``...) as objects of their own, as kubectl expands them."""
+def expand_manifest_lists(manifests):
+    """Items of lists (``v1/List``, ``ConfigMapList``...) as Manifests of their own (manifest_yaml.expand_lists,
+    kubectl's expansion), each named after its list's file and document."""
     expanded = []
     for manifest in manifests:
-        try:
-            items = list_items(manifest.obj)
-        except ValueError as err:
-            raise FederationError("%s: %s" % (manifest.origin, err))
-        if items is None:
+        items = expand_lists([manifest.obj], manifest.origin)
+        if len(items) == 1 and items[0] is manifest.obj:
             expanded.append(manifest)
         else:
-            for index, item in enumerate(items, start=1):
-                expanded.append(Manifest(item, "%s item %d" % (manifest.origin, index)))
+            expanded.extend(Manifest(item, "%s item %d" % (manifest.origin, index))
+                            for index, item in enumerate(items, start=1))
     return expanded
 
 
@@ -511,7 +508,7 @@ def render_directory(root, path, substitute=None, kustomize_path=None, timeout=N
     else:
         manifests = read_plain_directory(root_real, directory, plain_scalar)
         method = "plain"
-    manifests = expand_lists(manifests)
+    manifests = expand_manifest_lists(manifests)
     if substitute:
         manifests = substitute_manifests(manifests, substitute)
     validate(manifests)
@@ -525,19 +522,6 @@ def dump_bundle(objects):
 
 def digest(text):
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def load_bundle(path):
-    """The objects of a bundle file, or None when the file does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except (IOError, OSError):
-        return None
-    try:
-        return load_all(text, path)
-    except FederationError:
-        return None
 
 
 def write_bundle(text, dest):

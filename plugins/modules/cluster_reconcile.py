@@ -146,24 +146,23 @@ api_requests:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, request_counts
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
-    failed_report, reconcile, sync_client)
+    failed_report, reconcile)
 
 
 class _LazyClient:
     """The management client, created on first use (a cluster with no secrets to propagate never needs it)."""
 
-    def __init__(self, params, cache_dir):
-        self._params = params
-        self._cache_dir = cache_dir
+    def __init__(self, module):
+        self._module = module
         self._client = None
 
     def __getattr__(self, name):
         if self._client is None:
-            self._client = sync_client(auth_from_params(self._params), "management", self._cache_dir)
+            self._client = self._module.management_client()
         return getattr(self._client, name)
 
 
@@ -183,8 +182,8 @@ def run_module(module):
     params = module.params
     client = None
     try:
-        client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
-        outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"], params["cluster"],
+        client = module.client(params["cluster"])
+        outcome = reconcile(client, _LazyClient(module), params["plan"], params["cluster"],
                             cluster_labels=params["cluster_labels"], create_namespace=params["create_namespace"],
                             force_conflicts=params["force_conflicts"], check_mode=module.check_mode,
                             diff=module._diff)
@@ -205,11 +204,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

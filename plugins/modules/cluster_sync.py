@@ -334,12 +334,10 @@ api_requests:
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, sync_return)
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
+from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
 from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
@@ -379,29 +377,29 @@ def argspec():
     )
 
 
-def lease_keeper(params):
+def lease_keeper(module):
     """A LeaseKeeper for the lease option (a keeper of nothing without it)."""
+    params = module.params
     lease = params["lease"]
     if not lease:
         return LeaseKeeper([])
     if not params["management"]:
         raise FederationError("lease needs management: the connection to the management cluster holding the Lease")
-    client = ClusterClient(auth_from_params(params["management"]), name="management")
+    client = module.management_client()
     return LeaseKeeper([SyncLease(client, lease["namespace"], lease["source"], lease["holder"], lease["duration"])])
 
 
 def run_module(module):
     params = module.params
-    options = SyncOptions(
+    options = module.sync_options(
         owner=params["owner"], namespace=params["namespace"], prune=params["prune"], wait=params["wait"],
         wait_timeout=params["wait_timeout"], force_conflicts=params["force_conflicts"],
         allow_cluster_scoped=params["allow_cluster_scoped"], allow_empty=params["allow_empty"],
         revision=params["revision"], foreign_namespace=params["foreign_namespace"],
-        health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"],
-        check_mode=module.check_mode)
-    client = cluster_client(module)
+        health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"])
+    client = module.client()
     engine = Engine(client, options)
-    keeper = lease_keeper(params) if not module.check_mode else LeaseKeeper([])
+    keeper = lease_keeper(module) if not module.check_mode else LeaseKeeper([])
     try:
         with keeper:
             try:
@@ -446,16 +444,9 @@ def run_module(module):
 def main():
     # no_log=True keeps the arguments (which may hold Secret manifests) out of the system log; results and
     # diffs are still returned, with Secret values redacted, and the arguments echoed in `invocation` have their
-    # Secret values and kubeconfig credentials hidden on every exit, argument errors included (ClusterModule).
-    module = cluster_module(
-        argspec(), supports_check_mode=True, no_log=True,
-        mutually_exclusive=[("manifests", "src")],
-        required_if=[("state", "present", ("manifests", "src"), True)],
-    )
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    # Secret values and kubeconfig credentials hidden on every exit, argument errors included (GitopsModule).
+    module_main(argspec(), run_module, no_log=True, mutually_exclusive=[("manifests", "src")],
+                required_if=[("state", "present", ("manifests", "src"), True)])
 
 
 if __name__ == "__main__":

@@ -218,11 +218,11 @@ actions:
   sample: {federated_secret: created, secret: created}
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
     desired_federated_secret, desired_secret)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, FederationStore, spec_view
+from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, spec_view
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import HELPER_OPTIONS, build_data, data_keys
 
@@ -270,7 +270,7 @@ def overrides_from_options(overrides):
 def run_module(module):
     params = module.params
     name, namespace = params["name"], params["namespace"]
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     if params["state"] == "absent":
         federated = store.delete(FEDERATED_SECRET, namespace, name, module.check_mode)
         secret = store.delete("Secret", namespace, name, module.check_mode)
@@ -309,18 +309,11 @@ def run_module(module):
             data_keys=keys,
             actions=dict(federated_secret=federated.action, secret=secret.action if secret is not None else "unchanged"),
         )
-    result["changed"] = any(change.changed for change in changes)
-    if module._diff:
-        result["diff"] = [change.diff() for change in changes if change.changed]
-    module.exit_json(**result)
+    return module.config_result(changes, **result)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

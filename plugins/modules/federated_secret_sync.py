@@ -176,18 +176,10 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, sync_return)
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results,
-    secrets_legacy_owners, secrets_owner)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FederationStore
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+    propagate_secrets, secret_status_results)
 
 
 def argspec():
@@ -204,36 +196,18 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    namespace, cluster = params["namespace"], params["cluster"]
-    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
-    placed, manifests, allow_empty = [], [], True
-    client = cluster_client(module, name=cluster)
-    if params["state"] == "present":
-        store = FederationStore(ClusterClient(auth_from_params(params["management"]), name="management"))
-        project = read_project_secrets(store, namespace)
-        inventory_cluster = InventoryCluster(cluster, dict((str(k), str(v)) for k, v in params["cluster_labels"].items()))
-        manifests, placed = secret_manifests_for_cluster(inventory_cluster, project.federated_secrets, project.secrets)
-        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
-        allow_empty = check_empty_propagation(project, cluster, manifests, propagated, params["allow_empty"])
-    options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
-                          create_namespace=params["create_namespace"], check_mode=module.check_mode,
-                          legacy_owners=legacy_owners)
-    engine = Engine(client, options)
-    try:
-        result = engine.sync(manifests) if params["state"] == "present" else engine.teardown()
-    finally:
-        engine.close()
+    client = module.client(params["cluster"])
+    result, placed = propagate_secrets(
+        client, module.management_client() if params["state"] == "present" else None, params["namespace"],
+        params["cluster"], params["cluster_labels"], create_namespace=params["create_namespace"],
+        check_mode=module.check_mode, allow_empty=params["allow_empty"], state=params["state"])
     returned = sync_return(result, client, module)
-    returned.update(secrets=placed, status_results=secret_status_results(result.change_set.entries(), cluster))
-    module.exit_json(**returned)
+    returned.update(secrets=placed, status_results=secret_status_results(result.change_set.entries(), params["cluster"]))
+    return returned
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

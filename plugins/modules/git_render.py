@@ -283,17 +283,18 @@ cache:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.render import (
     Manifest,
     bundle_changed,
     digest,
     dump_bundle,
-    load_bundle,
     render_directory,
     write_bundle,
 )
@@ -333,6 +334,8 @@ def _identities(objects):
 
 def run_module(module):
     params = module.params
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     credentials = GitCredentials.from_secret_data(
         params["secret_data"],
         username=params["username"], password=params["password"], bearer_token=params["bearer_token"],
@@ -354,7 +357,7 @@ def run_module(module):
     dest = os.path.abspath(params["dest"])
     diff = None
     if module._diff:
-        diff = dict(before_header=dest, after_header=dest, before=_identities(load_bundle(dest)),
+        diff = dict(before_header=dest, after_header=dest, before=_identities(load_bundle(dest, default=None)),
                     after=_identities(rendered.objects))
     if module.check_mode:
         changed = bundle_changed(text, dest)
@@ -375,14 +378,7 @@ def run_module(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    try:
-        result = run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
-    module.exit_json(**result)
+    module_main(argspec(), run_module, cluster=False)
 
 
 if __name__ == "__main__":

@@ -280,10 +280,10 @@ suspended:
   sample: false
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore, spec_view)
+    CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, spec_view)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
@@ -348,7 +348,7 @@ def overrides_from_options(overrides):
 def run_module(module):
     params = module.params
     name, namespace = params["name"], params["namespace"]
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     live_kustomization = store.get(FEDERATED_KUSTOMIZATION, namespace, name)
     if params["state"] == "absent":
         remaining = applied_clusters(live_kustomization)
@@ -389,19 +389,11 @@ def run_module(module):
             actions=dict(federated_git_repository=repository.action, federated_kustomization=kustomization.action),
             suspended=suspended,
         )
-    result["changed"] = any(change.changed for change in changes)
-    if module._diff:
-        result["diff"] = [change.diff() for change in changes if change.changed]
-    module.exit_json(**result)
+    return module.config_result(changes, **result)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True,
-                            required_if=[("state", "present", ("url",))])
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module, required_if=[("state", "present", ("url",))])
 
 
 if __name__ == "__main__":

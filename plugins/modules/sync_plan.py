@@ -123,11 +123,10 @@ unknown_clusters:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare
 
 
 def argspec():
@@ -149,7 +148,7 @@ def run_module(module):
     if not params["projects"]:
         raise FederationError("no project to sync (option projects); define gitops_projects in the inventory or "
                               "pass -e project=<namespace>")
-    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    client = module.client("management")
     result = prepare(client, params["projects"],
                      parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
                      source_name=params["source"], lease_duration=params["lease_duration"],
@@ -161,11 +160,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

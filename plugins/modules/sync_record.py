@@ -100,10 +100,8 @@ failures:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record
 
 
 def argspec():
@@ -118,17 +116,13 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    client = module.client("management")
     module.exit_json(**record(client, params["plan"], params["reports"], params["hosts"],
                               check_mode=module.check_mode, trigger=params["trigger"]))
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":
