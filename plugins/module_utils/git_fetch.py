@@ -37,9 +37,7 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import stat
-import subprocess
 import tempfile
 import time
 
@@ -50,6 +48,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit, urlunsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
 
 try:
     import semantic_version
@@ -672,23 +671,15 @@ class GitSource:
             raise FederationError("git: %s %s did not finish within %ss (option timeout)"
                                   % (what, self.url, int(self.timeout)))
         try:
-            proc = subprocess.Popen(["git"] + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            # git's helpers (ssh, git-remote-http) run in the same new session: a timeout stops them all.
+            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining)
         except OSError as err:
             raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
-        try:
-            out, err = proc.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            # git's helpers (ssh, git-remote-http) run in the same new session: stop them all.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.communicate()
+        except ProcessTimeout:
             raise FederationError("git: %s %s did not finish within %ss (option timeout)"
                                   % (what, self.url, int(self.timeout)))
         stdout = out.decode("utf-8", "replace")
-        if proc.returncode == 0:
+        if returncode == 0:
             return stdout
         stderr = scrub(err.decode("utf-8", "replace"), self.secrets)
         message = "git: cannot %s %s: %s%s" % (what, self.url, _summary(stderr), _hint(stderr))

@@ -25,8 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 
 try:
@@ -38,6 +36,7 @@ except ImportError:  # reported when a source sets ignore
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import minimal_env
+from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
     dump_all,
     expand_lists,
@@ -221,24 +220,16 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None):
         # No git transport is allowed, so a remote base that got past the check cannot be cloned either.
         env.update(HOME=home, XDG_CONFIG_HOME=home, GIT_ALLOW_PROTOCOL="none", GIT_SSH_COMMAND="false")
         try:
-            proc = subprocess.Popen([binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            returncode, out, err = run_bounded([binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory],
+                                               cwd=root, env=env, timeout=timeout)
         except OSError as err:
             raise FederationError("cannot run kustomize %s: %s" % (binary, err.strerror))
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.communicate()
+        except ProcessTimeout:
             raise FederationError("kustomize build %s did not finish within %ss (option timeout)"
                                   % (relative, timeout))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    if proc.returncode != 0:
+    if returncode != 0:
         stderr = err.decode("utf-8", "replace").strip() or "no error output"
         raise FederationError("kustomize build %s failed: %s" % (relative, stderr), path=relative)
     return out.decode("utf-8", "replace")
