@@ -169,6 +169,15 @@ def _normalize_operation(operation, context):
     return result
 
 
+def overrides_from_options(overrides):
+    """spec.overrides from a module's snake_case ``overrides`` option (doc fragment overrides)."""
+    if overrides is None:
+        return None
+    return [{"clusterName": entry["cluster_name"],
+             "clusterOverrides": [dict((k, v) for k, v in op.items() if v is not None)
+                                  for op in entry["cluster_overrides"]]} for entry in overrides]
+
+
 def override_cluster_names(overrides):
     return [entry.get("clusterName") for entry in overrides or [] if isinstance(entry, dict)]
 

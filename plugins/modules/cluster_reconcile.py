@@ -28,6 +28,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.management
 attributes:
   check_mode:
     support: full
@@ -58,47 +59,6 @@ options:
         source's own C(force) setting applies as well.
     type: bool
     default: true
-  management:
-    description:
-      - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies here (one
-        kubeconfig with a context per cluster serves both).
-    type: dict
-    required: true
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
   cache_dir:
     description:
       - Directory of the collection's cache on the controller; discovery of each API server is kept in

@@ -29,6 +29,8 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.health_checks
+  - gitops.federation.management.optional
 attributes:
   check_mode:
     support: full
@@ -125,27 +127,6 @@ options:
     description: Seconds to wait for readiness when O(wait=true).
     type: int
     default: 300
-  health_checks:
-    description:
-      - Custom readiness rules per kind, as JMESPath expressions over the live object. They replace the built-in
-        rule for that kind.
-    type: list
-    elements: dict
-    suboptions:
-      kind:
-        description: Kind the rule applies to.
-        type: str
-        required: true
-      api_version:
-        description: apiVersion the rule applies to (any when omitted).
-        type: str
-      current:
-        description: JMESPath expression; the object is ready when it is truthy.
-        type: str
-        required: true
-      failed:
-        description: JMESPath expression; the object has failed (stop waiting) when it is truthy.
-        type: str
   revision:
     description:
       - The source revision being applied (for example C(main@sha1:<commit>)); recorded in the inventory.
@@ -185,46 +166,6 @@ options:
         description: Seconds after the last renewal at which the Lease expires, as given to M(gitops.federation.sync_lease).
         type: int
         default: 900
-  management:
-    description:
-      - Connection to the management cluster for O(lease), with the keys of the module's own connection options
-        (which are for the cluster being synced). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies
-        here. Required with O(lease).
-    type: dict
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
 notes:
   - Requests scale with the number of kinds, not objects, when nothing changed; the result's RV(api_requests)
     shows them by verb.

@@ -27,6 +27,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.management
 attributes:
   check_mode:
     support: full
@@ -35,48 +36,6 @@ attributes:
     support: full
     description: Before and after of every changed Secret, with every value redacted.
 options:
-  management:
-    description:
-      - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). The E(K8S_AUTH_*) environment variables complete them by the same rule as
-        the module's own options. With O(management.kubeconfig) or O(management.host) none is read; with
-        O(management.context) alone only E(K8S_AUTH_KUBECONFIG) (one kubeconfig with a context per cluster serves
-        both clusters); with none of the three, all of them as one set.
-    type: dict
-    required: true
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
   namespace:
     description: The project namespace, on both clusters.
     type: str

@@ -27,6 +27,8 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.overrides.targets
+  - gitops.federation.health_checks
 attributes:
   check_mode:
     support: full
@@ -117,25 +119,6 @@ options:
   target_namespace:
     description: Namespace the objects are applied to on each cluster. The project namespace when unset.
     type: str
-  health_checks:
-    description: Readiness rules per kind, JMESPath expressions over the live objects (used when O(wait=true)).
-    type: list
-    elements: dict
-    suboptions:
-      kind:
-        description: Kind the rule applies to.
-        type: str
-        required: true
-      api_version:
-        description: apiVersion the rule applies to (any when omitted).
-        type: str
-      current:
-        description: JMESPath expression; the object is ready when it is truthy.
-        type: str
-        required: true
-      failed:
-        description: JMESPath expression; the object has failed when it is truthy.
-        type: str
   substitute:
     description: Variables for C(${VAR}) substitution in the rendered manifests (C(postBuild.substitute)).
     type: dict
@@ -149,60 +132,11 @@ options:
         with C(matchLabels) and C(matchExpressions), or a plain dictionary of labels. An empty dictionary selects
         every attached cluster. The source goes to the union of O(clusters) and the selected clusters.
     type: dict
-  overrides:
-    description:
-      - Per-cluster changes, JSON-patch style (C(spec.overrides)).
-      - Without C(target) an operation patches the source's template for that cluster. Paths under C(/spec/url),
-        C(/spec/ref), C(/spec/secretRef), C(/spec/ignore) and C(/spec/scm) change the FederatedGitRepository (for
-        example another branch), all others the FederatedKustomization (for example V(/spec/path) for another
-        overlay, or V(/spec/postBuild/substitute/REPLICAS)).
-      - With C(target) an operation patches the rendered objects it selects on that cluster (for example
-        V(/spec/replicas) of the Deployment C(web)).
-    type: list
-    elements: dict
-    suboptions:
-      cluster_name:
-        description: The attached cluster the operations apply to.
-        type: str
-        required: true
-        aliases: [clusterName]
-      cluster_overrides:
-        description: The operations, applied in order.
-        type: list
-        elements: dict
-        required: true
-        aliases: [clusterOverrides]
-        suboptions:
-          op:
-            description: The operation. V(add) needs the parent to exist, V(replace) and V(remove) the path itself.
-            type: str
-            choices: [add, replace, remove]
-            default: replace
-          path:
-            description: RFC 6901 JSON pointer (C(~1) for C(/) and C(~0) for C(~) in keys; C(-) appends to a list).
-            type: str
-            required: true
-          value:
-            description: The value for V(add) and V(replace).
-            type: raw
-          target:
-            description: The rendered objects to patch instead of the template.
-            type: dict
-            suboptions:
-              group:
-                description: API group of the objects (V("") for the core group); any group when omitted.
-                type: str
-              kind:
-                description: Kind of the objects.
-                type: str
-                required: true
-              name:
-                description: Name of the objects.
-                type: str
-                required: true
-              namespace:
-                description: Namespace of the objects, when the rendered manifests set one.
-                type: str
+notes:
+  - O(overrides) without C(target) patch the source's template for that cluster. Paths under C(/spec/url), C(/spec/ref),
+    C(/spec/secretRef), C(/spec/ignore) and C(/spec/scm) change the FederatedGitRepository (for example another
+    branch), all others the FederatedKustomization (for example V(/spec/path) for another overlay, or
+    V(/spec/postBuild/substitute/REPLICAS)).
 seealso:
   - module: gitops.federation.federated_secret
   - module: gitops.federation.gitops_source_info
@@ -286,6 +220,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
     CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, spec_view)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 
 OVERRIDE_OPTIONS = dict(
@@ -334,15 +269,6 @@ def argspec():
         cluster_selector=dict(type="dict"),
         overrides=dict(type="list", elements="dict", options=OVERRIDE_OPTIONS),
     )
-
-
-def overrides_from_options(overrides):
-    """spec.overrides from the module's snake_case option."""
-    if overrides is None:
-        return None
-    return [{"clusterName": entry["cluster_name"],
-             "clusterOverrides": [dict((k, v) for k, v in op.items() if v is not None)
-                                  for op in entry["cluster_overrides"]]} for entry in overrides]
 
 
 def run_module(module):
