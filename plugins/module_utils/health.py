@@ -33,6 +33,15 @@ IN_PROGRESS = "InProgress"
 FAILED = "Failed"
 
 
+# The suboptions of a module's health_checks option (documented in doc_fragments/health_checks.py).
+HEALTH_CHECK_OPTIONS = dict(
+    kind=dict(type="str", required=True),
+    api_version=dict(type="str"),
+    current=dict(type="str", required=True),
+    failed=dict(type="str"),
+)
+
+
 class HealthCheck:
     """A custom rule: for objects of apiVersion/kind, JMESPath expressions deciding current/failed."""
 

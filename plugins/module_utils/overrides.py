@@ -169,6 +169,27 @@ def _normalize_operation(operation, context):
     return result
 
 
+def override_options(targets=False):
+    """The suboptions of a module's overrides option (doc fragment overrides; with targets: overrides.targets)."""
+    operation = dict(
+        op=dict(type="str", choices=list(OPERATIONS), default="replace"),
+        path=dict(type="str", required=True),
+        value=dict(type="raw"),
+    )
+    if targets:
+        operation["target"] = dict(type="dict", options=dict(
+            group=dict(type="str"),
+            kind=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+        ))
+    return dict(
+        cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
+        cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"],
+                               options=operation),
+    )
+
+
 def overrides_from_options(overrides):
     """spec.overrides from a module's snake_case ``overrides`` option (doc fragment overrides)."""
     if overrides is None:

@@ -279,7 +279,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.auth_options imp
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
+from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS, parse_health_checks
 from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
@@ -300,12 +300,7 @@ def argspec():
         force_conflicts=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=300),
-        health_checks=dict(type="list", elements="dict", options=dict(
-            kind=dict(type="str", required=True),
-            api_version=dict(type="str"),
-            current=dict(type="str", required=True),
-            failed=dict(type="str"),
-        )),
+        health_checks=dict(type="list", elements="dict", options=HEALTH_CHECK_OPTIONS),
         revision=dict(type="str"),
         overrides=dict(type="list", elements="dict"),
         lease=dict(type="dict", options=dict(

@@ -195,7 +195,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.errors import Fe
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
     desired_federated_secret, desired_secret)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, spec_view
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import overrides_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import HELPER_OPTIONS, build_data, data_keys
 
@@ -220,14 +220,7 @@ def argspec():
         annotations=dict(type="dict"),
         clusters=dict(type="list", elements="str"),
         cluster_selector=dict(type="dict"),
-        overrides=dict(type="list", elements="dict", options=dict(
-            cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
-            cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"], options=dict(
-                op=dict(type="str", choices=["add", "replace", "remove"], default="replace"),
-                path=dict(type="str", required=True),
-                value=dict(type="raw"),
-            )),
-        )),
+        overrides=dict(type="list", elements="dict", options=override_options()),
     )
 
 

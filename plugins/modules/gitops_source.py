@@ -220,24 +220,9 @@ from ansible_collections.gitops.federation.plugins.module_utils.federation impor
     CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, spec_view)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import overrides_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
-
-OVERRIDE_OPTIONS = dict(
-    cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
-    cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"], options=dict(
-        op=dict(type="str", choices=["add", "replace", "remove"], default="replace"),
-        path=dict(type="str", required=True),
-        value=dict(type="raw"),
-        target=dict(type="dict", options=dict(
-            group=dict(type="str"),
-            kind=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            namespace=dict(type="str"),
-        )),
-    )),
-)
-
 
 def argspec():
     return dict(
@@ -258,16 +243,11 @@ def argspec():
         ignore=dict(type="str"),
         suspend=dict(type="bool"),
         target_namespace=dict(type="str"),
-        health_checks=dict(type="list", elements="dict", options=dict(
-            kind=dict(type="str", required=True),
-            api_version=dict(type="str"),
-            current=dict(type="str", required=True),
-            failed=dict(type="str"),
-        )),
+        health_checks=dict(type="list", elements="dict", options=HEALTH_CHECK_OPTIONS),
         substitute=dict(type="dict"),
         clusters=dict(type="list", elements="str"),
         cluster_selector=dict(type="dict"),
-        overrides=dict(type="list", elements="dict", options=OVERRIDE_OPTIONS),
+        overrides=dict(type="list", elements="dict", options=override_options(targets=True)),
     )
 
 
