@@ -28,6 +28,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.cache_dir
   - gitops.federation.management
 attributes:
   check_mode:
@@ -59,13 +60,6 @@ options:
         source's own C(force) setting applies as well.
     type: bool
     default: true
-  cache_dir:
-    description:
-      - Directory of the collection's cache on the controller; discovery of each API server is kept in
-        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
-        found there triggers a rediscovery), so the modules of one run discover each cluster once.
-      - Without it, every run of the module discovers anew.
-    type: path
 seealso:
   - module: gitops.federation.sync_plan
   - module: gitops.federation.sync_record

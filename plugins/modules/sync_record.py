@@ -26,6 +26,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.cache_dir
 attributes:
   check_mode:
     support: full
@@ -49,13 +50,6 @@ options:
     type: list
     elements: str
     default: []
-  cache_dir:
-    description:
-      - Directory of the collection's cache on the controller; discovery of each API server is kept in
-        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
-        found there triggers a rediscovery), so the modules of one run discover each cluster once.
-      - Without it, every run of the module discovers anew.
-    type: path
   trigger:
     description:
       - >-
