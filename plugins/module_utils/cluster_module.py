@@ -25,8 +25,6 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, connect)
 from ansible_collections.gitops.federation.plugins.module_utils.drift import REDACTED
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.objects import HAS_YAML
@@ -79,6 +77,8 @@ class ClusterModule(GitopsModule):
 
     def client(self, name=None, auth=None):
         """The client of the task's cluster, or of the cluster described by auth (e.g. params["management"])."""
+        from ansible_collections.gitops.federation.plugins.module_utils.client import connect
+
         return connect(auth_from_params(self.params if auth is None else auth), name=name,
                        cache_dir=self.params.get("cache_dir"))
 
@@ -131,6 +131,10 @@ def kubeconfig_credentials(params):
 
 def cluster_module(argument_spec, **kwargs):
     """A ClusterModule with the shared connection options; fails early if a required library is missing."""
+    # Imported here: the kubernetes library is loaded by cluster modules only, not by git_render or scm_webhook.
+    from ansible_collections.gitops.federation.plugins.module_utils.client import (
+        HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR)
+
     spec = dict(AUTH_ARG_SPEC)
     spec.update(argument_spec)
     module = ClusterModule(argument_spec=spec, **kwargs)
