@@ -65,13 +65,12 @@ options:
         type: str
       semver:
         description:
-          - A semantic version range; the highest tag matching it is checked out. Tags may carry a leading
-            C(v).
+          - An npm version range; the highest tag matching it is checked out. Tags may carry a leading C(v).
           - Comparators C(>=), C(>), C(<=), C(<), C(=) joined by spaces or commas (all must hold) and C(||)
             (either side may hold), C(~1.2.3) (patch updates), C(^1.2.3) (no change of the left-most non-zero
             number), x-ranges C(1.2.x), C(1.x) and hyphen ranges C(1.2.3 - 2.0.0).
-          - Pre-release tags (C(1.3.0-rc.1)) are picked only when the alternative names a pre-release itself,
-            for example V(>=1.0.0-0 <2.0.0).
+          - Pre-release tags (C(1.3.0-rc.1)) are picked only when a comparator of the same alternative names a
+            pre-release of the same version, for example V(>=1.3.0-0 <2.0.0) (npm's rule).
         type: str
       commit:
         description: A commit SHA (full, or at least 7 hex digits of one).
@@ -140,9 +139,10 @@ options:
     type: dict
   ignore:
     description:
-      - Paths of the repository to leave out before rendering, in a subset of C(.gitignore) syntax (one pattern a
-        line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/) inside anchors the
-        pattern at the repository root), as the C(ignore) of a FederatedGitRepository.
+      - Paths of the repository to leave out before rendering, in C(.gitignore) syntax with git's own rules
+        (one pattern a line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/)
+        inside anchors the pattern at the repository root, C(*) within one directory, C(**) across them), as the
+        C(ignore) of a FederatedGitRepository.
     type: str
   allow_local_urls:
     description:
