@@ -52,6 +52,7 @@ LAYERS = {
     "render": "source/render",
     "manifest_yaml": "source/manifest_yaml",
     "process": "source/process",
+    "render_cache": "source/render_cache",
     "scm_webhooks": "source/scm_webhooks",
     # apply/: one bundle onto one cluster
     "objects": "apply/objects",
