@@ -224,6 +224,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.health import HE
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 
+
 def argspec():
     return dict(
         name=dict(type="str", required=True),

@@ -292,9 +292,11 @@ def test_collect_results_gathers_one_sources_result_from_every_cluster_that_repo
 
 def test_collect_secret_results_counts_whole_project_failures_only_where_the_secret_is_placed():
     hostvars = hostvars_with_reports()
-    results = sync_run.collect_secret_results(sync._reports(hostvars, ["c1", "c2", "c3", "c4", "c5"]), ["c1", "c2", "c3", "c4", "c5"], "team-a", "git", ["c1", "c2"])
+    hosts = ["c1", "c2", "c3", "c4", "c5"]
+    results = sync_run.collect_secret_results(sync._reports(hostvars, hosts), hosts, "team-a", "git", ["c1", "c2"])
     assert [(r["cluster"], r["status"]) for r in results] == [("c1", "Applied"), ("c2", "Unreachable")]
-    assert sync_run.collect_secret_results(sync._reports(hostvars, ["c1", "c2"]), ["c1", "c2"], "team-b", "git", ["c1", "c2"]) == []
+    hosts = ["c1", "c2"]
+    assert sync_run.collect_secret_results(sync._reports(hostvars, hosts), hosts, "team-b", "git", hosts) == []
 
 
 def test_rollout_failures_names_the_clusters_of_earlier_batches_that_failed():
