@@ -6,13 +6,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# overrides.overrides_from_options turns the option into spec.overrides; overrides.py applies it (RFC 6902).
-_OPTION = r"""
+
+class ModuleDocFragment(object):
+    """The ``overrides`` option of the federated objects' modules."""
+
+    # Overrides of the template only (federated_secret); overrides.override_options() is the spec.
+    DOCUMENTATION = r"""
 options:
   overrides:
     description:
       - Per-cluster changes, JSON-patch style (C(spec.overrides)); what a path without target patches is said in
-        the module's notes.%s
+        the module's notes.
     type: list
     elements: dict
     suboptions:
@@ -40,9 +44,45 @@ options:
           value:
             description: The value for V(add) and V(replace).
             type: raw
-%s"""
+"""
 
-_TARGET = r"""          target:
+    # Overrides of the template, or with target of the rendered objects (gitops_source).
+    TARGETS = r"""
+options:
+  overrides:
+    description:
+      - Per-cluster changes, JSON-patch style (C(spec.overrides)); what a path without target patches is said in
+        the module's notes.
+      - With C(target) an operation patches the rendered objects it selects on that cluster (for example
+        V(/spec/replicas) of the Deployment C(web)).
+    type: list
+    elements: dict
+    suboptions:
+      cluster_name:
+        description: The attached cluster the operations apply to.
+        type: str
+        required: true
+        aliases: [clusterName]
+      cluster_overrides:
+        description: The operations, applied in order.
+        type: list
+        elements: dict
+        required: true
+        aliases: [clusterOverrides]
+        suboptions:
+          op:
+            description: The operation. V(add) needs the parent to exist, V(replace) and V(remove) the path itself.
+            type: str
+            choices: [add, replace, remove]
+            default: replace
+          path:
+            description: RFC 6901 JSON pointer (C(~1) for C(/) and C(~0) for C(~) in keys; C(-) appends to a list).
+            type: str
+            required: true
+          value:
+            description: The value for V(add) and V(replace).
+            type: raw
+          target:
             description: The rendered objects to patch instead of the template.
             type: dict
             suboptions:
@@ -61,14 +101,3 @@ _TARGET = r"""          target:
                 description: Namespace of the objects, when the rendered manifests set one.
                 type: str
 """
-
-
-class ModuleDocFragment(object):
-    """The ``overrides`` option of the federated objects' modules."""
-
-    # Overrides of the template only (federated_secret).
-    DOCUMENTATION = _OPTION % ("", "")
-
-    # Overrides of the template, or with target of the rendered objects (gitops_source).
-    TARGETS = _OPTION % ("\n      - With C(target) an operation patches the rendered objects it selects on that cluster (for "
-                         "example\n        V(/spec/replicas) of the Deployment C(web)).", _TARGET)

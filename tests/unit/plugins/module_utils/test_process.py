@@ -19,7 +19,7 @@ def test_a_timeout_kills_the_command_and_what_it_started(tmp_path):
         run_bounded(["sh", "-c", "sleep 30 & echo $! > %s; wait" % marker], timeout=0.5)
     assert time.monotonic() - started < 10
     child = int(marker.read_text())
-    for _ in range(50):  # the kill is asynchronous: give the kernel a moment to reap it
+    for attempt in range(50):  # the kill is asynchronous: give the kernel a moment to reap it
         try:
             os.kill(child, 0)
         except ProcessLookupError:
