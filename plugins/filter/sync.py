@@ -4,8 +4,9 @@
 """Filters that carry a run's data between its plays (management -> attached clusters -> management).
 
 The decisions (plan, per-cluster work, results, failures) live in ``module_utils/sync_run.py``, where the
-sync modules call them in-process; these filters adapt them to host vars for the playbooks (teardown,
-status, the rollout halt of sync) and build the connection and inventory views the roles pass to modules.
+sync modules call them in-process; these filters only adapt the ones playbooks need to host vars (teardown's
+results, the rollout halt of sync, the reports sync_record reads) and build the connection and inventory
+views the roles pass to modules. A filter nothing in roles/ or playbooks/ uses does not belong here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -94,22 +95,6 @@ def collect_results(hostvars, hosts, key):
     return sync_run.collect_results(_reports(hostvars, hosts), hosts, key)
 
 
-def collect_secret_results(hostvars, hosts, namespace, secret, placed):
-    return sync_run.collect_secret_results(_reports(hostvars, hosts), hosts, namespace, secret, placed)
-
-
-def failures(plan, hostvars, hosts):
-    return sync_run.failures(plan, _reports(hostvars, hosts), hosts)
-
-
-# The decisions themselves live in module_utils/sync_run.py (the sync modules use them in-process).
-source_key = sync_run.source_key
-render_jobs = sync_run.render_jobs
-sync_plan = sync_run.sync_plan
-cluster_work = sync_run.cluster_work
-cluster_results = sync_run.cluster_results
-
-
 POLICY_OPTIONS = ("platform", "service_account", "service_account_namespace")
 
 
@@ -176,17 +161,11 @@ class FilterModule(object):
         return dict(
             cluster_connection=cluster_connection,
             inventory_clusters=inventory_clusters,
-            render_jobs=render_jobs,
-            sync_plan=sync_plan,
-            cluster_work=cluster_work,
-            cluster_results=cluster_results,
             collect_results=collect_results,
-            collect_secret_results=collect_secret_results,
             rollout_failures=rollout_failures,
             rollout_halts=rollout_halts,
             cluster_waves=cluster_waves,
             merge_reports=merge_reports,
-            sync_failures=failures,
             sync_reports=sync_reports,
             status_table=status_table,
             source_policies=source_policies,

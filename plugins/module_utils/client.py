@@ -194,6 +194,18 @@ def split_api_version(api_version):
     return "", api_version
 
 
+def connect(auth, name=None, cache_dir=None):
+    """A ClusterClient for resolved connection options (auth_options.auth_from_params); its discovery is kept
+    under <cache_dir>/discovery between the modules of one run when cache_dir is given."""
+    cache = None
+    if cache_dir:
+        # Imported here: discovery_cache builds on this file.
+        from ansible_collections.gitops.federation.plugins.module_utils.discovery_cache import DiscoveryCache
+
+        cache = DiscoveryCache(os.path.join(cache_dir, "discovery"))
+    return ClusterClient(auth, name=name, discovery_cache=cache)
+
+
 class ClusterClient:
     """Authenticated requests to one cluster's API, with discovery cached for the client's lifetime."""
 

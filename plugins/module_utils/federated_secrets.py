@@ -25,12 +25,13 @@ import copy
 
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    API_VERSION, FEDERATED_SECRET, FEDERATED_SECRET_LABEL, managed_labels)
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import LegacyOwner
+    API_VERSION, FEDERATED_SECRET, FEDERATED_SECRET_LABEL, FederationStore, managed_labels)
+from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory, LegacyOwner
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import resolve_placement
+from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster, resolve_placement
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import data_keys
 
 # Owner ids are disjoint by subject kind: a source is gitops/<namespace>/<source> (exactly three segments
@@ -192,6 +193,35 @@ def check_empty_propagation(project, cluster, manifests, propagated_count, allow
         % (propagated_count, "" if propagated_count == 1 else "s", project.namespace, cluster,
            project.server or "", project.missing or "did not confirm the project"),
         project=project.namespace, propagated=propagated_count)
+
+
+def propagate_secrets(client, management_client, namespace, cluster, cluster_labels=None, create_namespace=False,
+                      check_mode=False, allow_empty=False, state="present"):
+    """Propagate a project's federated secrets to one cluster (state absent: remove them) with the apply engine,
+    under the project's secrets owner. Returns (SyncResult, the names of the Secrets placed on the cluster).
+
+    The one way federated_secret_sync and the sync's cluster step (sync_steps) do it: the Secrets are read from
+    the management cluster here, and an empty set the management cluster did not confirm never prunes
+    (check_empty_propagation).
+    """
+    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
+    manifests, placed, may_prune_all = [], [], True
+    if state == "present":
+        project = read_project_secrets(FederationStore(management_client), namespace)
+        labels = dict((str(k), str(v)) for k, v in (cluster_labels or {}).items())
+        manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), project.federated_secrets,
+                                                         project.secrets)
+        project.secrets.clear()  # the values now live only in the manifests, until the engine is done with them
+        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
+        may_prune_all = check_empty_propagation(project, cluster, manifests, propagated, allow_empty)
+    engine = Engine(client, SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=may_prune_all,
+                                        create_namespace=create_namespace, check_mode=check_mode,
+                                        legacy_owners=legacy_owners))
+    try:
+        result = engine.sync(manifests) if state == "present" else engine.teardown()
+    finally:
+        engine.close()
+    return result, placed
 
 
 def secret_view(federated_secret, secret, clusters):

@@ -139,6 +139,21 @@ class FederationStore:
             raise FederationError("%s: delete refused: %s" % (subject, _describe(err)), status=err.status)
         return ConfigChange(DELETED, live, None, subject)
 
+    def merge_patch(self, kind, namespace, name, patch, field_manager, check_mode=False):
+        """A JSON merge patch of one object under its own field manager (a kubectl-patch-like edit that a later
+        server-side apply of the spec does not take back); returns the patched object (the server's dry-run
+        result in check mode)."""
+        resource = self.resource(kind)
+        query = {"fieldManager": field_manager}
+        if check_mode:
+            query["dryRun"] = "All"
+        try:
+            return self.client.request("PATCH", resource.path(namespace, name), body=patch, query=query,
+                                       content_type="application/merge-patch+json")
+        except ApiError as err:
+            raise FederationError("cannot update %s %s/%s: %s" % (kind, namespace, name, _describe(err)),
+                                  status=err.status)
+
     # -- status --------------------------------------------------------------------------------
 
     def write_status(self, obj, status):

@@ -51,6 +51,15 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit, urlunsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
+
+try:
+    import semantic_version
+    import semantic_version.base
+    HAS_SEMANTIC_VERSION = True
+except ImportError:  # reported when a semver ref is used, so other refs still work without it
+    semantic_version = None
+    HAS_SEMANTIC_VERSION = False
 
 MASK = "********"
 DEFAULT_TIMEOUT = 120
@@ -170,152 +179,73 @@ def default_cache_dir():
 
 
 # -- semver ------------------------------------------------------------------------------------------------
+# Ranges are npm's syntax, read by semantic_version's NpmSpec (the range syntax users know from npm and Flux's
+# Masterminds/semver). Two things are added around the library: spellings Flux users write (commas and
+# ``~>`` as in Masterminds, a space after an operator) are normalised to npm's; and npm's pre-release rule is
+# enforced per alternative (a pre-release tag is picked only when a comparator of the same alternative names a
+# pre-release of the same major.minor.patch), because NpmSpec alone lets ``<2.0.0`` pick ``2.0.0-beta.1``.
 
-_VERSION_RE = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$")
-_PARTIAL_RE = re.compile(
-    r"^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-    r"(?:\+[0-9A-Za-z.-]+)?$")
-_COMPARATOR_RE = re.compile(r"\s*(>=|<=|>|<|=|~>|~|\^)?\s*([^\s<>=~^,|]+)\s*,?")
-
-
-class Version:
-    """A semantic version (semver.org 2.0.0); ordering follows its precedence rules, build metadata ignored."""
-
-    def __init__(self, major, minor, patch, prerelease=()):
-        self.major, self.minor, self.patch = major, minor, patch
-        self.prerelease = tuple(prerelease)
-        # Numeric identifiers sort numerically and before alphanumeric ones; a release sorts after its
-        # pre-releases.
-        pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
-        self.key = (major, minor, patch, 0 if self.prerelease else 1, pre_key)
-
-    @classmethod
-    def parse(cls, text):
-        """The Version of a tag such as ``1.2.3`` or ``v1.2.3-rc.1``, or None when it is not semver."""
-        match = _VERSION_RE.match(text)
-        if not match:
-            return None
-        pre = match.group(4)
-        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre.split(".") if pre else ())
-
-    def __eq__(self, other):
-        return self.key == other.key
-
-    def __lt__(self, other):
-        return self.key < other.key
-
-    def __le__(self, other):
-        return self.key <= other.key
-
-    def __gt__(self, other):
-        return self.key > other.key
-
-    def __ge__(self, other):
-        return self.key >= other.key
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __repr__(self):
-        text = "%d.%d.%d" % (self.major, self.minor, self.patch)
-        return text + ("-" + ".".join(self.prerelease) if self.prerelease else "")
+_OPERATOR_SPACE_RE = re.compile(r"(>=|<=|>|<|=|\^|~>|~)\s+(?=[vV]?[0-9xX*])")
 
 
-_OPS = {
-    ">=": lambda v, c: v >= c, ">": lambda v, c: v > c, "<=": lambda v, c: v <= c, "<": lambda v, c: v < c,
-    "=": lambda v, c: v == c,
-}
+def parse_version(text):
+    """The semantic_version.Version of a tag such as ``1.2.3`` or ``v1.2.3-rc.1`` (build metadata dropped), or
+    None when the tag is not a full semantic version."""
+    if not isinstance(text, str):
+        return None
+    candidate = text[1:] if text[:1] in ("v", "V") else text
+    try:
+        version = semantic_version.Version(candidate)
+    except ValueError:
+        return None
+    return version.truncate("prerelease")
+
+
+def _groups(clause):
+    """The AND groups (lists of Range) of an NpmSpec clause, one per ``||`` alternative."""
+    if isinstance(clause, semantic_version.base.AnyOf):
+        return [group for sub in clause.clauses for group in _groups(sub)]
+    if isinstance(clause, semantic_version.base.AllOf):
+        return [[r for sub in clause.clauses for group in _groups(sub) for r in group]]
+    if isinstance(clause, semantic_version.base.Range):
+        return [[clause]]
+    return []  # Never / Always do not occur in a parsed NpmSpec with content
 
 
 class SemverRange:
-    """A version range: comparators (``>= > <= < =``, ``~``, ``^``, x-ranges like ``1.2.x``, ``A - B``)
-    joined by spaces or commas (AND) and ``||`` (OR).
-
-    Pre-release versions match only an alternative (the part between ``||``) that names a pre-release
-    itself, e.g. ``>=1.0.0-0 <2.0.0``; otherwise they are never picked.
-    """
+    """An npm version range (``>=1.2.0 <2.0.0``, ``^1.2``, ``~1.2.3``, ``1.x``, ``1.0.0 - 1.2.0``, ``||``)."""
 
     def __init__(self, text):
+        if not HAS_SEMANTIC_VERSION:
+            raise FederationError("ref.semver needs the Python library semantic_version on the controller "
+                                  "(pip install -r requirements.txt of the collection)")
         if not isinstance(text, str) or not text.strip():
             raise FederationError("ref.semver must be a version range such as '>=1.2.0 <2.0.0'")
         self.text = text.strip()
-        self.alternatives = [self._parse_alternative(part.strip()) for part in self.text.split("||")]
+        alternatives = [part.strip() for part in self.text.split("||")]
+        if any(not part for part in alternatives):
+            raise self._error("empty alternative around '||'")
+        normalised = " || ".join(
+            " ".join(_OPERATOR_SPACE_RE.sub(r"\1", part.replace(",", " ").replace("~>", "~")).split())
+            for part in alternatives)
+        try:
+            self.spec = semantic_version.NpmSpec(normalised)
+        except ValueError as err:
+            raise self._error(str(err))
+        self.groups = _groups(self.spec.clause)
 
     def _error(self, why):
         return FederationError("ref.semver %r is not a valid range: %s" % (self.text, why))
 
-    def _parse_alternative(self, part):
-        if not part:
-            raise self._error("empty alternative around '||'")
-        hyphen = re.match(r"^(\S+)\s+-\s+(\S+)$", part)
-        if hyphen:
-            low, high = self._partial(hyphen.group(1)), self._partial(hyphen.group(2))
-            return self._desugar(">=", low) + self._desugar("<=", high)
-        comparators, position = [], 0
-        while position < len(part):
-            match = _COMPARATOR_RE.match(part, position)
-            if not match or match.end() == position:
-                raise self._error("cannot read %r" % part[position:])
-            comparators.extend(self._desugar(match.group(1) or "=", self._partial(match.group(2))))
-            position = match.end()
-        return comparators
-
-    def _partial(self, text):
-        match = _PARTIAL_RE.match(text)
-        if not match:
-            raise self._error("%r is not a version" % text)
-        numbers = []
-        for group in match.group(1, 2, 3):
-            if group is None or group in ("x", "X", "*"):
-                break  # anything after a wildcard is a wildcard too
-            numbers.append(int(group))
-        pre = match.group(4)
-        if pre and len(numbers) < 3:
-            raise self._error("%r has a pre-release but not all of major.minor.patch" % text)
-        return numbers, tuple(pre.split(".")) if pre else ()
-
-    def _desugar(self, op, partial):
-        """Comparators on full versions for one operator applied to a possibly partial version."""
-        numbers, pre = partial
-        if op == "~>":
-            op = "~"
-        if len(numbers) == 3:
-            version = Version(numbers[0], numbers[1], numbers[2], pre)
-            if op in _OPS:
-                return [(op, version)]
-            major, minor, patch = numbers
-            if op == "~":
-                return [(">=", version), ("<", Version(major, minor + 1, 0))]
-            # caret: the left-most non-zero number may not change
-            if major:
-                upper = Version(major + 1, 0, 0)
-            elif minor:
-                upper = Version(0, minor + 1, 0)
-            else:
-                upper = Version(0, 0, patch + 1)
-            return [(">=", version), ("<", upper)]
-        if not numbers:  # '*' / 'x': any release; '<*' matches nothing
-            return [(">=", Version(0, 0, 0))] if op not in ("<", ">") else [("<", Version(0, 0, 0))]
-        low = Version(numbers[0], numbers[1] if len(numbers) > 1 else 0, 0)
-        if len(numbers) == 1:
-            next_up = Version(numbers[0] + 1, 0, 0)
-        else:
-            next_up = Version(numbers[0], numbers[1] + 1, 0)
-        if op in ("=", "~"):
-            return [(">=", low), ("<", next_up)]
-        if op == "^":
-            if numbers[0] or len(numbers) == 1:
-                return [(">=", low), ("<", Version(numbers[0] + 1, 0, 0))]
-            return [(">=", low), ("<", next_up)]
-        return [{">=": (">=", low), ">": (">=", next_up), "<": ("<", low), "<=": ("<", next_up)}[op]]
-
     def matches(self, version):
-        for comparators in self.alternatives:
-            if version.prerelease and not any(bound.prerelease for op, bound in comparators):
+        for group in self.groups:
+            if not all(comparator.match(version) for comparator in group):
                 continue
-            if all(_OPS[op](version, bound) for op, bound in comparators):
-                return True
+            if version.prerelease and not any(
+                    comparator.target.prerelease and comparator.target.truncate("patch") == version.truncate("patch")
+                    for comparator in group):
+                continue  # npm: a pre-release only through a comparator naming one of the same x.y.z
+            return True
         return False
 
     def best(self, tags):
@@ -323,9 +253,9 @@ class SemverRange:
         the name that sorts last, so the choice is stable."""
         candidates = []
         for name in tags:
-            version = Version.parse(name)
+            version = parse_version(name)
             if version is not None and self.matches(version):
-                candidates.append((version.key, name))
+                candidates.append((version, name))
         return max(candidates)[1] if candidates else None
 
 
@@ -578,7 +508,7 @@ class GitSource:
             tags = [name[len("refs/tags/"):] for name in refs if name.startswith("refs/tags/")]
             best = SemverRange(value).best(tags)
             if best is None:
-                versions = sorted((Version.parse(t), t) for t in tags if Version.parse(t) is not None)
+                versions = sorted((parse_version(t), t) for t in tags if parse_version(t) is not None)
                 seen = ", ".join(pair[1] for pair in versions[-10:]) or "none"
                 raise FederationError("no tag of %s matches ref.semver %r (semver tags: %s)" % (self.url, value, seen))
             return best, refs["refs/tags/" + best], "tag"
@@ -847,23 +777,15 @@ class GitSource:
             raise FederationError("git: %s %s did not finish within %ss (option timeout)"
                                   % (what, self.url, int(self.timeout)))
         try:
-            proc = subprocess.Popen(["git"] + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            # git's helpers (ssh, git-remote-http) run in the same new session: a timeout stops them all.
+            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining)
         except OSError as err:
             raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
-        try:
-            out, err = proc.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            # git's helpers (ssh, git-remote-http) run in the same new session: stop them all.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.communicate()
+        except ProcessTimeout:
             raise FederationError("git: %s %s did not finish within %ss (option timeout)"
                                   % (what, self.url, int(self.timeout)))
         stdout = out.decode("utf-8", "replace")
-        if proc.returncode == 0:
+        if returncode == 0:
             return stdout
         stderr = scrub(err.decode("utf-8", "replace"), self.secrets)
         message = "git: cannot %s %s: %s%s" % (what, self.url, _summary(stderr), _hint(stderr))

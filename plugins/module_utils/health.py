@@ -12,7 +12,9 @@ Deliberate differences from kstatus, because a GitOps wait must not pass on an u
 a Job is Current only once Complete (kstatus: once started); a Pod in phase Failed is Failed
 (kstatus: Current); a Pod whose container waits in ImagePullBackOff or InvalidImageName is Failed
 like CrashLoopBackOff; workload objects no controller has observed yet (no ``status.observedGeneration``)
-are InProgress.
+are InProgress; a Pod that cannot be scheduled stays InProgress until the wait times out (kstatus: Failed after
+15 s), since an autoscaler may still add a node; a StatefulSet with partition 0 (the apiserver's default) must
+also finish its rolling update (kstatus: Current once updatedReplicas is reached).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,6 +33,15 @@ except ImportError:
 CURRENT = "Current"
 IN_PROGRESS = "InProgress"
 FAILED = "Failed"
+
+
+# The suboptions of a module's health_checks option (documented in doc_fragments/health_checks.py).
+HEALTH_CHECK_OPTIONS = dict(
+    kind=dict(type="str", required=True),
+    api_version=dict(type="str"),
+    current=dict(type="str", required=True),
+    failed=dict(type="str"),
+)
 
 
 class HealthCheck:

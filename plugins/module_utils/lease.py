@@ -60,26 +60,27 @@ class LeaseTimeError(FederationError):
 
 
 def _parse(text, field="time"):
-    """A Lease time as an aware datetime; None when unset; LeaseTimeError when unparsable."""
+    """A Lease time as an aware UTC datetime; None when unset; LeaseTimeError when unparsable.
+
+    The shape is checked against RFC 3339 first (fromisoformat alone would also take a date without a time or
+    a time without a zone), the fraction is cut to the microseconds Python keeps and ``Z`` spelled as an
+    offset so that datetime.fromisoformat reads it on every supported Python. An unreadable time is an error,
+    never an expired lease: taking a lease whose holder may still be running would let two syncs write at once.
+    """
     if not text:
         return None
-    match, moment = _TIME.match(str(text).strip()), None
+    match = _TIME.match(str(text).strip())
+    moment = None
     if match:
+        zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+        fraction = "." + (match.group(2) or "").ljust(6, "0")[:6]
         try:
-            moment = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+            moment = datetime.datetime.fromisoformat(match.group(1) + fraction + zone)
         except ValueError:
-            match = None
-    if not match:
+            moment = None
+    if moment is None:
         raise LeaseTimeError("%s %r is not an RFC 3339 time; the lease cannot be judged expired or held" % (field, text))
-    fraction = (match.group(2) or "").ljust(6, "0")[:6]
-    moment = moment.replace(microsecond=int(fraction))
-    zone = match.group(3)
-    if zone == "Z":
-        offset = datetime.timedelta(0)
-    else:
-        sign = 1 if zone[0] == "+" else -1
-        offset = sign * datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    return (moment - offset).replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
 
 
 def _renewed(spec):

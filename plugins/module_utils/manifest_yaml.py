@@ -694,14 +694,15 @@ def list_items(obj):
     return expanded
 
 
-def expand_lists(objects):
-    """objects with every list replaced by its items (kubectl's FlattenListVisitor)."""
+def expand_lists(objects, origin=None):
+    """objects with every list replaced by its items (kubectl's FlattenListVisitor); origin names the file or
+    document in errors."""
     flat = []
     for obj in objects:
         try:
             items = list_items(obj)
         except ValueError as err:
-            raise FederationError(str(err))
+            raise FederationError("%s: %s" % (origin, err) if origin else str(err))
         flat.extend([obj] if items is None else items)
     return flat
 

@@ -16,6 +16,7 @@ import re
 from collections import namedtuple
 
 from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 
 try:
     import yaml
@@ -87,14 +88,21 @@ def stamp_owner(obj, owner):
     return stamped
 
 
-def load_bundle(path):
-    """Objects from a bundle file (multi-document YAML, parsed as kubectl parses it); empty documents are skipped."""
-    return manifest_yaml.load_file(path)
+_REQUIRED = object()
 
 
-def expand_lists(objects):
-    """Flatten lists (`kind: List`, `*List`) into their items, as kubectl does."""
-    return manifest_yaml.expand_lists(objects)
+def load_bundle(path, default=_REQUIRED):
+    """Objects from a bundle file (multi-document YAML, parsed as kubectl parses it); empty documents are skipped.
+
+    A file that cannot be read or parsed is an error naming it, or, when a default is given, gives the default
+    (git_render's diff of a previous bundle that may not exist).
+    """
+    try:
+        return manifest_yaml.load_file(path)
+    except FederationError:
+        if default is _REQUIRED:
+            raise
+        return default
 
 
 def dump_yaml(obj):

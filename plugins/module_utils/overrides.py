@@ -1,6 +1,7 @@
 # Copyright: contributors to the gitops.federation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-cluster overrides: JSON-patch style ``add``/``replace``/``remove`` operations (RFC 6902 subset).
+"""Per-cluster overrides: JSON-patch ``add``/``replace``/``remove`` operations (RFC 6902 subset, applied by
+the jsonpatch library; paths read by jsonpointer).
 
 ``spec.overrides`` is ``[{clusterName, clusterOverrides: [{op, path, value, target}]}]``, as in kubefed.
 Paths are RFC 6901 JSON pointers (``~1`` is ``/`` and ``~0`` is ``~`` inside a key; ``-`` after an
@@ -25,6 +26,14 @@ __metaclass__ = type
 import copy
 import re
 
+try:
+    import jsonpatch
+    import jsonpointer
+    HAS_JSONPATCH = True
+except ImportError:  # reported when an override is applied
+    jsonpatch = jsonpointer = None
+    HAS_JSONPATCH = False
+
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 
 OPERATIONS = ("add", "replace", "remove")
@@ -33,15 +42,44 @@ _INDEX = re.compile(r"^(0|[1-9][0-9]*)$")
 
 
 def parse_pointer(path, context="override"):
-    """The reference tokens of an RFC 6901 JSON pointer, unescaped."""
+    """The reference tokens of an RFC 6901 JSON pointer, unescaped (read by jsonpointer)."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise FederationError("%s: path %r is not a JSON pointer: it must start with /" % (context, path))
-    tokens = path[1:].split("/")
-    for token in tokens:
+    for token in path[1:].split("/"):
         if _BAD_ESCAPE.search(token):
             raise FederationError("%s: path %s has an invalid escape in %r (use ~0 for ~ and ~1 for /)"
                                   % (context, path, token))
-    return [token.replace("~1", "/").replace("~0", "~") for token in tokens]
+    _require_libraries()
+    try:
+        return jsonpointer.JsonPointer(path).parts
+    except jsonpointer.JsonPointerException as err:
+        raise FederationError("%s: path %s is not a JSON pointer: %s" % (context, path, err))
+
+
+def _require_libraries():
+    if not HAS_JSONPATCH:
+        raise FederationError("overrides need the Python libraries jsonpatch and jsonpointer on the controller "
+                              "(pip install -r requirements.txt of the collection)")
+
+
+def apply_operation(doc, op, path, value=None, context="override"):
+    """Apply one RFC 6902 operation to doc in place (jsonpatch); return doc.
+
+    jsonpatch's own messages quote the document (a Secret's values among them), so a failure is explained
+    here instead, naming the part of the path that is missing.
+    """
+    if op not in OPERATIONS:
+        raise FederationError("%s: op %r is not one of %s" % (context, op, ", ".join(OPERATIONS)))
+    tokens = parse_pointer(path, context)
+    operation = {"op": op, "path": path}
+    if op != "remove":
+        operation["value"] = copy.deepcopy(value)
+    try:
+        jsonpatch.JsonPatch([operation]).apply(doc, in_place=True)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+        _explain_failure(doc, op, path, tokens, context)
+        raise FederationError("%s: cannot %s path %s" % (context, op, path))
+    return doc
 
 
 def _pointer(tokens):
@@ -60,52 +98,28 @@ def _index(token, container, path, walked, context, allow_end=False):
     return index
 
 
-def apply_operation(doc, op, path, value=None, context="override"):
-    """Apply one operation to doc in place; return doc."""
-    if op not in OPERATIONS:
-        raise FederationError("%s: op %r is not one of %s" % (context, op, ", ".join(OPERATIONS)))
-    tokens = parse_pointer(path, context)
+def _explain_failure(doc, op, path, tokens, context):
+    """Raise the FederationError that says which part of path an operation could not reach."""
     parent = doc
-    for depth, token in enumerate(tokens[:-1]):
-        walked = _pointer(tokens[:depth])
+    for depth, token in enumerate(tokens):
+        walked, last = _pointer(tokens[:depth]), depth == len(tokens) - 1
         if isinstance(parent, dict):
-            if token not in parent:
+            if token not in parent and not (last and op == "add"):
+                hint = " (use op add to create it)" if op == "replace" and last else (
+                    " (add the parent object first)" if op == "add" else "")
                 raise FederationError("%s: path %s does not exist: no key %r at %s%s"
-                                      % (context, path, token, walked or "/",
-                                         " (add the parent object first)" if op == "add" else ""))
-            parent = parent[token]
+                                      % (context, path, token, walked or "/", hint))
+            parent = parent.get(token)
         elif isinstance(parent, list):
-            parent = parent[_index(token, parent, path, walked, context)]
+            if last and token == "-":
+                if op != "add":
+                    raise FederationError("%s: path %s: - (end of list) works with op add only" % (context, path))
+                return
+            parent = parent[_index(token, parent, path, walked, context, allow_end=last and op == "add")] \
+                if not (last and op == "add" and token == str(len(parent))) else None
         else:
             raise FederationError("%s: path %s does not exist: %s is a %s, not an object or a list"
                                   % (context, path, walked or "/", type(parent).__name__))
-    last, walked = tokens[-1], _pointer(tokens[:-1])
-    if isinstance(parent, dict):
-        if op == "add":
-            parent[last] = copy.deepcopy(value)
-        elif last not in parent:
-            hint = " (use op add to create it)" if op == "replace" else ""
-            raise FederationError("%s: path %s does not exist: no key %r at %s%s"
-                                  % (context, path, last, walked or "/", hint))
-        elif op == "replace":
-            parent[last] = copy.deepcopy(value)
-        else:
-            del parent[last]
-    elif isinstance(parent, list):
-        if last == "-":
-            if op != "add":
-                raise FederationError("%s: path %s: - (end of list) works with op add only" % (context, path))
-            parent.append(copy.deepcopy(value))
-        elif op == "add":
-            parent.insert(_index(last, parent, path, walked, context, allow_end=True), copy.deepcopy(value))
-        elif op == "replace":
-            parent[_index(last, parent, path, walked, context)] = copy.deepcopy(value)
-        else:
-            del parent[_index(last, parent, path, walked, context)]
-    else:
-        raise FederationError("%s: path %s does not exist: %s is a %s, not an object or a list"
-                              % (context, path, walked or "/", type(parent).__name__))
-    return doc
 
 
 def normalize_overrides(overrides, where="overrides"):
@@ -153,6 +167,36 @@ def _normalize_operation(operation, context):
         result["target"] = dict((k, v) for k, v in target.items() if k in ("group", "kind", "name", "namespace")
                                 and v is not None)
     return result
+
+
+def override_options(targets=False):
+    """The suboptions of a module's overrides option (doc fragment overrides; with targets: overrides.targets)."""
+    operation = dict(
+        op=dict(type="str", choices=list(OPERATIONS), default="replace"),
+        path=dict(type="str", required=True),
+        value=dict(type="raw"),
+    )
+    if targets:
+        operation["target"] = dict(type="dict", options=dict(
+            group=dict(type="str"),
+            kind=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+        ))
+    return dict(
+        cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
+        cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"],
+                               options=operation),
+    )
+
+
+def overrides_from_options(overrides):
+    """spec.overrides from a module's snake_case ``overrides`` option (doc fragment overrides)."""
+    if overrides is None:
+        return None
+    return [{"clusterName": entry["cluster_name"],
+             "clusterOverrides": [dict((k, v) for k, v in op.items() if v is not None)
+                                  for op in entry["cluster_overrides"]]} for entry in overrides]
 
 
 def override_cluster_names(overrides):

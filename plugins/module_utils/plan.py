@@ -13,7 +13,8 @@ __metaclass__ = type
 from ansible_collections.gitops.federation.plugins.module_utils.client import split_api_version
 from ansible_collections.gitops.federation.plugins.module_utils.drift import normalize
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef, expand_lists, stamp_owner
+from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import expand_lists
+from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef, stamp_owner
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import ALL, SourcePolicy
 
 CRD_GROUP = "apiextensions.k8s.io"

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import SemverRange, Version
+from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import SemverRange, parse_version
 
 # Same rule as the event source plugin (extensions/eda/plugins/event_source/scm_push.py); a unit test keeps
 # the two in step.
@@ -106,7 +106,7 @@ def ref_follows(ref, push):
     if "semver" in ref:
         if push["tag"] is None:
             return False, "follows semver %s (a branch push)" % ref["semver"]
-        version = Version.parse(push["tag"])
+        version = parse_version(push["tag"])
         if version is not None and SemverRange(str(ref["semver"])).matches(version):
             return True, "tag %s satisfies semver %s" % (push["tag"], ref["semver"])
         return False, "tag %s does not satisfy semver %s" % (push["tag"], ref["semver"])

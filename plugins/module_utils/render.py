@@ -25,23 +25,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fnmatch
 import glob
 import hashlib
 import os
 import re
 import resource
 import shutil
-import signal
-import subprocess
 import tempfile
+
+try:
+    import pathspec
+    HAS_PATHSPEC = True
+except ImportError:  # reported when a source sets ignore
+    pathspec = None
+    HAS_PATHSPEC = False
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import Limits, minimal_env
+from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
     dump_all,
-    list_items,
-    load_all,
+    expand_lists,
     load_documents,
     typed_scalar,
 )
@@ -231,26 +235,16 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None, limits=N
         # HOME is private and empty: no ~/.gitconfig, ~/.ssh, ~/.netrc or kustomize plugins of the operator.
         # No git transport is allowed, so a remote base that got past the check cannot be cloned either.
         env.update(HOME=home, XDG_CONFIG_HOME=home, GIT_ALLOW_PROTOCOL="none", GIT_SSH_COMMAND="false")
-        output = open(os.path.join(home, "build.yaml"), "w+b")
-        try:
-            proc = subprocess.Popen([binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                    stderr=subprocess.PIPE, start_new_session=True, preexec_fn=capped)
-        except OSError as err:
-            output.close()
-            raise FederationError("cannot run kustomize %s: %s" % (binary, err.strerror))
-        try:
-            unused, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        with open(os.path.join(home, "build.yaml"), "w+b") as output:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.communicate()
-            output.close()
-            raise FederationError("kustomize build %s did not finish within %ss (option timeout)"
-                                  % (relative, timeout))
-        with output:
+                returncode, unused, err = run_bounded(
+                    [binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root, env=env,
+                    timeout=timeout, stdout=output, preexec_fn=capped)
+            except OSError as error:
+                raise FederationError("cannot run kustomize %s: %s" % (binary, error.strerror))
+            except ProcessTimeout:
+                raise FederationError("kustomize build %s did not finish within %ss (option timeout)"
+                                      % (relative, timeout))
             size = os.fstat(output.fileno()).st_size
             if size > limits.max_render_size:
                 raise limits.exceeded("kustomize build %s" % relative, "max_render_size",
@@ -259,7 +253,7 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None, limits=N
             out = output.read()
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    if proc.returncode != 0:
+    if returncode != 0:
         stderr = err.decode("utf-8", "replace").strip() or "no error output"
         raise FederationError("kustomize build %s failed: %s" % (relative, stderr), path=relative)
     return out.decode("utf-8", "replace")
@@ -441,19 +435,17 @@ def substitute_manifests(manifests, substitute):
 
 # -- validation ----------------------------------------------------------------------------------------------
 
-def expand_lists(manifests):
-    """Items of lists (``v1/List``, ``ConfigMapList``...) as objects of their own, as kubectl expands them."""
+def expand_manifest_lists(manifests):
+    """Items of lists (``v1/List``, ``ConfigMapList``...) as Manifests of their own (manifest_yaml.expand_lists,
+    kubectl's expansion), each named after its list's file and document."""
     expanded = []
     for manifest in manifests:
-        try:
-            items = list_items(manifest.obj)
-        except ValueError as err:
-            raise FederationError("%s: %s" % (manifest.origin, err))
-        if items is None:
+        items = expand_lists([manifest.obj], manifest.origin)
+        if len(items) == 1 and items[0] is manifest.obj:
             expanded.append(manifest)
         else:
-            for index, item in enumerate(items, start=1):
-                expanded.append(Manifest(item, "%s item %d" % (manifest.origin, index)))
+            expanded.extend(Manifest(item, "%s item %d" % (manifest.origin, index))
+                            for index, item in enumerate(items, start=1))
     return expanded
 
 
@@ -487,35 +479,24 @@ def validate(manifests):
 # -- the whole step ------------------------------------------------------------------------------------------
 
 class IgnoreRules:
-    """The source's ``ignore`` patterns: a subset of .gitignore syntax, last matching pattern wins.
-
-    ``#`` comments and blank lines are skipped; ``!pattern`` re-includes; a trailing ``/`` matches
-    directories only; a pattern with a ``/`` (other than a trailing one) is anchored at the repository
-    root, any other pattern matches a file or directory name at any depth.
-    """
+    """The source's ``ignore`` patterns, read with .gitignore's own rules (pathspec's GitIgnoreSpec, as Flux's
+    source-controller reads them): last matching pattern wins, ``!`` re-includes, a trailing ``/`` matches
+    directories only, a pattern with a ``/`` is anchored at the repository root, ``*`` stays within one path
+    segment and ``**`` crosses them."""
 
     def __init__(self, text):
-        self.rules = []
-        for line in (text or "").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            negated = line.startswith("!")
-            pattern = line[1:] if negated else line
-            directory_only = pattern.endswith("/")
-            pattern = pattern.rstrip("/")
-            anchored = "/" in pattern
-            self.rules.append((pattern.lstrip("/"), negated, directory_only, anchored))
+        self.lines = [line.strip() for line in (text or "").splitlines()]
+        self.rules = [line for line in self.lines if line and not line.startswith("#")]
+        if self.rules and not HAS_PATHSPEC:
+            raise FederationError("the source's ignore option needs the Python library pathspec on the controller "
+                                  "(pip install -r requirements.txt of the collection)")
+        self.spec = pathspec.GitIgnoreSpec.from_lines(self.lines) if self.rules else None
 
     def ignored(self, relative, is_dir):
-        verdict = False
-        for pattern, negated, directory_only, anchored in self.rules:
-            if directory_only and not is_dir:
-                continue
-            subject = relative if anchored else os.path.basename(relative)
-            if fnmatch.fnmatchcase(subject, pattern):
-                verdict = not negated
-        return verdict
+        if self.spec is None:
+            return False
+        relative = relative.replace(os.sep, "/")
+        return bool(self.spec.match_file(relative + "/" if is_dir else relative))
 
 
 def remove_ignored(root, ignore):
@@ -562,7 +543,7 @@ def render_directory(root, path, substitute=None, kustomize_path=None, timeout=N
     else:
         manifests = read_plain_directory(root_real, directory, plain_scalar, limits)
         method = "plain"
-    manifests = expand_lists(manifests)
+    manifests = expand_manifest_lists(manifests)
     if substitute:
         manifests = substitute_manifests(manifests, substitute)
     validate(manifests)
@@ -576,19 +557,6 @@ def dump_bundle(objects):
 
 def digest(text):
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def load_bundle(path):
-    """The objects of a bundle file, or None when the file does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except (IOError, OSError):
-        return None
-    try:
-        return load_all(text, path)
-    except FederationError:
-        return None
 
 
 def write_bundle(text, dest):

@@ -34,6 +34,8 @@ def code_digest():
                 digest.update(inspect.getsource(module).encode("utf-8"))
             except (IOError, OSError, TypeError):
                 digest.update(b"unknown:" + module.__name__.encode("utf-8"))
+        # The ignore rules are pathspec's: another version of it may read them otherwise.
+        digest.update(str(getattr(render.pathspec, "__version__", None)).encode("utf-8"))
         _CODE_DIGEST.append(digest.hexdigest())
     return _CODE_DIGEST[0]
 

@@ -27,20 +27,17 @@ import tempfile
 import time
 
 from ansible_collections.gitops.federation.plugins.module_utils import render_cache, rollout, sync_run
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, connect
 from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results, secret_view,
-    secrets_legacy_owners, secrets_owner)
+    propagate_secrets, secret_status_results, secret_view)
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
 from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
 from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
 from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy, effective_policy
@@ -594,26 +591,9 @@ def failed_report(plan, cluster, err, wave=None):
 
 def _propagate_secrets(client, management_client, namespace, cluster, cluster_labels, create_namespace, check_mode,
                        diff, details):
-    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
     try:
-        store = FederationStore(management_client)
-        labels = dict((str(k), str(v)) for k, v in (cluster_labels or {}).items())
-        # The empty-set guard of federated_secret_sync: never prune every propagated Secret on an empty set the
-        # management cluster did not confirm (a wrong management connection looks like that).
-        project = read_project_secrets(store, namespace)
-        manifests, placed = secret_manifests_for_cluster(InventoryCluster(cluster, labels), project.federated_secrets,
-                                                         project.secrets)
-        project.secrets.clear()
-        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
-        allow_empty = check_empty_propagation(project, cluster, manifests, propagated)
-        options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
-                              create_namespace=create_namespace, check_mode=check_mode, legacy_owners=legacy_owners)
-        engine = Engine(client, options)
-        try:
-            result = engine.sync(manifests)
-        finally:
-            engine.close()
-        del manifests
+        result, placed = propagate_secrets(client, management_client, namespace, cluster, cluster_labels,
+                                           create_namespace=create_namespace, check_mode=check_mode)
     except FederationError as err:
         details["secrets " + namespace] = dict(failed=True, msg=err.msg)
         return _error_result(namespace, err, dict(status=err.details.get("status")))
@@ -757,10 +737,6 @@ def release(client, plan, check_mode=False):
     return released
 
 
-def sync_client(auth, name, cache_dir=None):
-    """A cluster client whose discovery is kept under <cache_dir>/discovery between the run's modules."""
-    from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
-    from ansible_collections.gitops.federation.plugins.module_utils.discovery_cache import DiscoveryCache
-
-    cache = DiscoveryCache(os.path.join(cache_dir, "discovery")) if cache_dir else None
-    return ClusterClient(auth, name=name, discovery_cache=cache)
+# One way to build a client: client.connect (modules: ClusterModule.client()). This name stays for branches
+# written against it.
+sync_client = connect

@@ -34,6 +34,8 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.cache_dir
+  - gitops.federation.management
 attributes:
   check_mode:
     support: full
@@ -78,47 +80,6 @@ options:
         source's own C(force) setting applies as well.
     type: bool
     default: true
-  management:
-    description:
-      - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies here (one
-        kubeconfig with a context per cluster serves both).
-    type: dict
-    required: true
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
   wave:
     description:
       - Reconcile only the sources whose rollout ring on this cluster has this index (C(spec.rollout.rings); a
@@ -139,13 +100,6 @@ options:
         V(Halted).
     type: dict
     default: {}
-  cache_dir:
-    description:
-      - Directory of the collection's cache on the controller; discovery of each API server is kept in
-        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
-        found there triggers a rediscovery), so the modules of one run discover each cluster once.
-      - Without it, every run of the module discovers anew.
-    type: path
 seealso:
   - module: gitops.federation.sync_plan
   - module: gitops.federation.sync_record
@@ -207,25 +161,24 @@ api_requests:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module, request_counts
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, request_counts
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import reconcile_run
 from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
-    failed_report, reconcile, sync_client)
+    failed_report, reconcile)
 
 
 class _LazyClient:
     """The management client, created on first use (a cluster with no secrets to propagate never needs it)."""
 
-    def __init__(self, params, cache_dir):
-        self._params = params
-        self._cache_dir = cache_dir
+    def __init__(self, module):
+        self._module = module
         self._client = None
 
     def __getattr__(self, name):
         if self._client is None:
-            self._client = sync_client(auth_from_params(self._params), "management", self._cache_dir)
+            self._client = self._module.management_client()
         return getattr(self._client, name)
 
 
@@ -253,17 +206,17 @@ def run_module(module):
         # The apply job of the workflow form: a failure to reach the management cluster fails the module (there
         # is nowhere to store a result; the record job reports the cluster as not reconciled). Sources with
         # rollout rings are not in a stored run (sync_plan refuses them there): one call does all the work.
-        management = sync_client(auth_from_params(params["management"]), "management", params["cache_dir"])
+        management = module.management_client()
         try:
-            client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
+            client = module.client(params["cluster"])
         except FederationError as err:
             client, options["connection_error"] = None, err
         outcome = reconcile_run(client, management, params["run"], params["cluster"], **options)
     else:
         try:
-            client = sync_client(auth_from_params(params), params["cluster"], params["cache_dir"])
-            outcome = reconcile(client, _LazyClient(params["management"], params["cache_dir"]), params["plan"],
-                                params["cluster"], wave=params["wave"], halted=params["halted"], **options)
+            client = module.client(params["cluster"])
+            outcome = reconcile(client, _LazyClient(module), params["plan"], params["cluster"],
+                                wave=params["wave"], halted=params["halted"], **options)
         except FederationError as err:
             # Nothing could be done on this cluster: every source and secret of its work is reported failed.
             outcome = failed_report(params["plan"], params["cluster"], err, params["wave"])
@@ -283,12 +236,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True, mutually_exclusive=[("plan", "run")],
-                            required_one_of=[("plan", "run")])
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module, mutually_exclusive=[("plan", "run")], required_one_of=[("plan", "run")])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.health_checks
+  - gitops.federation.management.optional
 attributes:
   check_mode:
     support: full
@@ -154,27 +156,6 @@ options:
     description: Seconds to wait for readiness when O(wait=true).
     type: int
     default: 300
-  health_checks:
-    description:
-      - Custom readiness rules per kind, as JMESPath expressions over the live object. They replace the built-in
-        rule for that kind.
-    type: list
-    elements: dict
-    suboptions:
-      kind:
-        description: Kind the rule applies to.
-        type: str
-        required: true
-      api_version:
-        description: apiVersion the rule applies to (any when omitted).
-        type: str
-      current:
-        description: JMESPath expression; the object is ready when it is truthy.
-        type: str
-        required: true
-      failed:
-        description: JMESPath expression; the object has failed (stop waiting) when it is truthy.
-        type: str
   revision:
     description:
       - The source revision being applied (for example C(main@sha1:<commit>)); recorded in the inventory.
@@ -214,46 +195,6 @@ options:
         description: Seconds after the last renewal at which the Lease expires, as given to M(gitops.federation.sync_lease).
         type: int
         default: 900
-  management:
-    description:
-      - Connection to the management cluster for O(lease), with the keys of the module's own connection options
-        (which are for the cluster being synced). Of the environment variables only E(K8S_AUTH_KUBECONFIG) applies
-        here. Required with O(lease).
-    type: dict
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-          - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
 notes:
   - Requests scale with the number of kinds, not objects, when nothing changed; the result's RV(api_requests)
     shows them by verb.
@@ -363,13 +304,11 @@ api_requests:
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, sync_return)
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
-from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
+from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS, parse_health_checks
 from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
 from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
@@ -398,12 +337,7 @@ def argspec():
         force_conflicts=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=300),
-        health_checks=dict(type="list", elements="dict", options=dict(
-            kind=dict(type="str", required=True),
-            api_version=dict(type="str"),
-            current=dict(type="str", required=True),
-            failed=dict(type="str"),
-        )),
+        health_checks=dict(type="list", elements="dict", options=HEALTH_CHECK_OPTIONS),
         revision=dict(type="str"),
         overrides=dict(type="list", elements="dict"),
         lease=dict(type="dict", options=dict(
@@ -416,14 +350,15 @@ def argspec():
     )
 
 
-def lease_keeper(params):
+def lease_keeper(module):
     """A LeaseKeeper for the lease option (a keeper of nothing without it)."""
+    params = module.params
     lease = params["lease"]
     if not lease:
         return LeaseKeeper([])
     if not params["management"]:
         raise FederationError("lease needs management: the connection to the management cluster holding the Lease")
-    client = ClusterClient(auth_from_params(params["management"]), name="management")
+    client = module.management_client()
     return LeaseKeeper([SyncLease(client, lease["namespace"], lease["source"], lease["holder"], lease["duration"])])
 
 
@@ -440,18 +375,17 @@ def source_policy(params):
 def run_module(module):
     params = module.params
     policy = source_policy(params)
-    options = SyncOptions(policy=policy,
+    options = module.sync_options(policy=policy,
         owner=params["owner"], namespace=params["namespace"], prune=params["prune"], wait=params["wait"],
         wait_timeout=params["wait_timeout"], force_conflicts=params["force_conflicts"],
         allow_cluster_scoped=params["allow_cluster_scoped"], allow_empty=params["allow_empty"],
         revision=params["revision"], foreign_namespace=params["foreign_namespace"],
-        health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"],
-        check_mode=module.check_mode)
-    client = cluster_client(module)
+        health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"])
+    client = module.client()
     if policy is not None and policy.impersonated_user:
         client = client.impersonating(policy.impersonated_user)
     engine = Engine(client, options)
-    keeper = lease_keeper(params) if not module.check_mode else LeaseKeeper([])
+    keeper = lease_keeper(module) if not module.check_mode else LeaseKeeper([])
     try:
         with keeper:
             try:
@@ -496,16 +430,9 @@ def run_module(module):
 def main():
     # no_log=True keeps the arguments (which may hold Secret manifests) out of the system log; results and
     # diffs are still returned, with Secret values redacted, and the arguments echoed in `invocation` have their
-    # Secret values and kubeconfig credentials hidden on every exit, argument errors included (ClusterModule).
-    module = cluster_module(
-        argspec(), supports_check_mode=True, no_log=True,
-        mutually_exclusive=[("manifests", "src")],
-        required_if=[("state", "present", ("manifests", "src"), True)],
-    )
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    # Secret values and kubeconfig credentials hidden on every exit, argument errors included (GitopsModule).
+    module_main(argspec(), run_module, no_log=True, mutually_exclusive=[("manifests", "src")],
+                required_if=[("state", "present", ("manifests", "src"), True)])
 
 
 if __name__ == "__main__":

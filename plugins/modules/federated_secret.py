@@ -27,6 +27,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.overrides
 attributes:
   check_mode:
     support: full
@@ -105,39 +106,10 @@ options:
       - An empty dictionary selects every attached cluster. The secret goes to the union of O(clusters) and the
         selected clusters.
     type: dict
-  overrides:
-    description:
-      - Per-cluster changes of the propagated Secret, JSON-patch style (C(spec.overrides)).
-      - Values cannot be set here (they would be stored in the custom resource); keys under C(/data) can only be
-        removed.
-    type: list
-    elements: dict
-    suboptions:
-      cluster_name:
-        description: The attached cluster the operations apply to.
-        type: str
-        required: true
-        aliases: [clusterName]
-      cluster_overrides:
-        description: The operations, applied in order.
-        type: list
-        elements: dict
-        required: true
-        aliases: [clusterOverrides]
-        suboptions:
-          op:
-            description: The operation.
-            type: str
-            choices: [add, replace, remove]
-            default: replace
-          path:
-            description: RFC 6901 JSON pointer, for example V(/metadata/labels/env).
-            type: str
-            required: true
-          value:
-            description: The value for V(add) and V(replace).
-            type: raw
 notes:
+  - O(overrides) patch the propagated Secret on that cluster (for example V(/metadata/labels/env) or V(/type)).
+    Values cannot be set there (they would be stored in the custom resource); keys under C(/data) can only be
+    removed.
   - The credential options are C(no_log) except O(username), which is not secret and, masked, would blank out every
     occurrence of a short name such as C(git) in unrelated output; O(data) and O(string_data) are C(no_log) too.
     Their values are masked in all output.
@@ -218,11 +190,12 @@ actions:
   sample: {federated_secret: created, secret: created}
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
     desired_federated_secret, desired_secret)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, FederationStore, spec_view
+from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, spec_view
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import HELPER_OPTIONS, build_data, data_keys
 
@@ -247,30 +220,14 @@ def argspec():
         annotations=dict(type="dict"),
         clusters=dict(type="list", elements="str"),
         cluster_selector=dict(type="dict"),
-        overrides=dict(type="list", elements="dict", options=dict(
-            cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
-            cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"], options=dict(
-                op=dict(type="str", choices=["add", "replace", "remove"], default="replace"),
-                path=dict(type="str", required=True),
-                value=dict(type="raw"),
-            )),
-        )),
+        overrides=dict(type="list", elements="dict", options=override_options()),
     )
-
-
-def overrides_from_options(overrides):
-    """spec.overrides from the module's snake_case option."""
-    if overrides is None:
-        return None
-    return [{"clusterName": entry["cluster_name"],
-             "clusterOverrides": [dict((k, v) for k, v in op.items() if v is not None)
-                                  for op in entry["cluster_overrides"]]} for entry in overrides]
 
 
 def run_module(module):
     params = module.params
     name, namespace = params["name"], params["namespace"]
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     if params["state"] == "absent":
         federated = store.delete(FEDERATED_SECRET, namespace, name, module.check_mode)
         secret = store.delete("Secret", namespace, name, module.check_mode)
@@ -309,18 +266,11 @@ def run_module(module):
             data_keys=keys,
             actions=dict(federated_secret=federated.action, secret=secret.action if secret is not None else "unchanged"),
         )
-    result["changed"] = any(change.changed for change in changes)
-    if module._diff:
-        result["diff"] = [change.diff() for change in changes if change.changed]
-    module.exit_json(**result)
+    return module.config_result(changes, **result)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

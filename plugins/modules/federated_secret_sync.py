@@ -27,6 +27,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.management
 attributes:
   check_mode:
     support: full
@@ -35,48 +36,6 @@ attributes:
     support: full
     description: Before and after of every changed Secret, with every value redacted.
 options:
-  management:
-    description:
-      - Connection to the management cluster, with the same keys as the module's own connection options (which
-        are for the attached cluster). The E(K8S_AUTH_*) environment variables complete them by the same rule as
-        the module's own options. With O(management.kubeconfig) or O(management.host) none is read; with
-        O(management.context) alone only E(K8S_AUTH_KUBECONFIG) (one kubeconfig with a context per cluster serves
-        both clusters); with none of the three, all of them as one set.
-    type: dict
-    required: true
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-        type: raw
-      context:
-        description: The kubeconfig context to use.
-        type: str
-      host:
-        description: URL of the API server.
-        type: str
-      api_key:
-        description: Bearer token.
-        type: str
-      client_cert:
-        description: Path to a client certificate.
-        type: path
-      client_key:
-        description: Path to the key of O(management.client_cert).
-        type: path
-      ca_cert:
-        description: Path to a CA certificate to verify the API server.
-        type: path
-      validate_certs:
-        description: Whether to verify the API server's TLS certificate.
-        type: bool
-      proxy:
-        description: HTTP proxy URL.
-        type: str
-      request_timeout:
-        description: Seconds to wait for any single API request.
-        type: float
-        default: 30
   namespace:
     description: The project namespace, on both clusters.
     type: str
@@ -176,18 +135,10 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import (
-    cluster_client, cluster_module, sync_return)
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
-    check_empty_propagation, read_project_secrets, secret_manifests_for_cluster, secret_status_results,
-    secrets_legacy_owners, secrets_owner)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FederationStore
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+    propagate_secrets, secret_status_results)
 
 
 def argspec():
@@ -204,36 +155,18 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    namespace, cluster = params["namespace"], params["cluster"]
-    owner, legacy_owners = secrets_owner(namespace), secrets_legacy_owners(namespace)
-    placed, manifests, allow_empty = [], [], True
-    client = cluster_client(module, name=cluster)
-    if params["state"] == "present":
-        store = FederationStore(ClusterClient(auth_from_params(params["management"]), name="management"))
-        project = read_project_secrets(store, namespace)
-        inventory_cluster = InventoryCluster(cluster, dict((str(k), str(v)) for k, v in params["cluster_labels"].items()))
-        manifests, placed = secret_manifests_for_cluster(inventory_cluster, project.federated_secrets, project.secrets)
-        propagated = len(Inventory.read(client, owner, namespace, legacy_owners).entries) if not manifests else 0
-        allow_empty = check_empty_propagation(project, cluster, manifests, propagated, params["allow_empty"])
-    options = SyncOptions(owner=owner, namespace=namespace, prune=True, allow_empty=allow_empty,
-                          create_namespace=params["create_namespace"], check_mode=module.check_mode,
-                          legacy_owners=legacy_owners)
-    engine = Engine(client, options)
-    try:
-        result = engine.sync(manifests) if params["state"] == "present" else engine.teardown()
-    finally:
-        engine.close()
+    client = module.client(params["cluster"])
+    result, placed = propagate_secrets(
+        client, module.management_client() if params["state"] == "present" else None, params["namespace"],
+        params["cluster"], params["cluster_labels"], create_namespace=params["create_namespace"],
+        check_mode=module.check_mode, allow_empty=params["allow_empty"], state=params["state"])
     returned = sync_return(result, client, module)
-    returned.update(secrets=placed, status_results=secret_status_results(result.change_set.entries(), cluster))
-    module.exit_json(**returned)
+    returned.update(secrets=placed, status_results=secret_status_results(result.change_set.entries(), params["cluster"]))
+    return returned
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

@@ -65,13 +65,12 @@ options:
         type: str
       semver:
         description:
-          - A semantic version range; the highest tag matching it is checked out. Tags may carry a leading
-            C(v).
+          - An npm version range; the highest tag matching it is checked out. Tags may carry a leading C(v).
           - Comparators C(>=), C(>), C(<=), C(<), C(=) joined by spaces or commas (all must hold) and C(||)
             (either side may hold), C(~1.2.3) (patch updates), C(^1.2.3) (no change of the left-most non-zero
             number), x-ranges C(1.2.x), C(1.x) and hyphen ranges C(1.2.3 - 2.0.0).
-          - Pre-release tags (C(1.3.0-rc.1)) are picked only when the alternative names a pre-release itself,
-            for example V(>=1.0.0-0 <2.0.0).
+          - Pre-release tags (C(1.3.0-rc.1)) are picked only when a comparator of the same alternative names a
+            pre-release of the same version, for example V(>=1.3.0-0 <2.0.0) (npm's rule).
         type: str
       commit:
         description: A commit SHA (full, or at least 7 hex digits of one).
@@ -140,9 +139,10 @@ options:
     type: dict
   ignore:
     description:
-      - Paths of the repository to leave out before rendering, in a subset of C(.gitignore) syntax (one pattern a
-        line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/) inside anchors the
-        pattern at the repository root), as the C(ignore) of a FederatedGitRepository.
+      - Paths of the repository to leave out before rendering, in C(.gitignore) syntax with git's own rules
+        (one pattern a line, C(#) comments, C(!) to re-include, a trailing C(/) for directories only, a C(/)
+        inside anchors the pattern at the repository root, C(*) within one directory, C(**) across them), as the
+        C(ignore) of a FederatedGitRepository.
     type: str
   allow_local_urls:
     description:
@@ -305,17 +305,18 @@ cache:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
 from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.render import (
     Manifest,
     bundle_changed,
     digest,
     dump_bundle,
-    load_bundle,
     render_directory,
     write_bundle,
 )
@@ -360,6 +361,8 @@ def _identities(objects):
 
 def run_module(module):
     params = module.params
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     credentials = GitCredentials.from_secret_data(
         params["secret_data"],
         username=params["username"], password=params["password"], bearer_token=params["bearer_token"],
@@ -381,7 +384,7 @@ def run_module(module):
     dest = os.path.abspath(params["dest"])
     diff = None
     if module._diff:
-        diff = dict(before_header=dest, after_header=dest, before=_identities(load_bundle(dest)),
+        diff = dict(before_header=dest, after_header=dest, before=_identities(load_bundle(dest, default=None)),
                     after=_identities(rendered.objects))
     if module.check_mode:
         changed = bundle_changed(text, dest)
@@ -402,14 +405,7 @@ def run_module(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    try:
-        result = run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
-    module.exit_json(**result)
+    module_main(argspec(), run_module, cluster=False)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.overrides.targets
+  - gitops.federation.health_checks
 attributes:
   check_mode:
     support: full
@@ -149,25 +151,6 @@ options:
   service_account_namespace:
     description: Namespace of O(service_account) on the attached clusters; the project namespace when unset.
     type: str
-  health_checks:
-    description: Readiness rules per kind, JMESPath expressions over the live objects (used when O(wait=true)).
-    type: list
-    elements: dict
-    suboptions:
-      kind:
-        description: Kind the rule applies to.
-        type: str
-        required: true
-      api_version:
-        description: apiVersion the rule applies to (any when omitted).
-        type: str
-      current:
-        description: JMESPath expression; the object is ready when it is truthy.
-        type: str
-        required: true
-      failed:
-        description: JMESPath expression; the object has failed when it is truthy.
-        type: str
   substitute:
     description: Variables for C(${VAR}) substitution in the rendered manifests (C(postBuild.substitute)).
     type: dict
@@ -215,60 +198,11 @@ options:
       timeout:
         description: How long to wait for the ring to become healthy; the source's O(timeout) when omitted.
         type: str
-  overrides:
-    description:
-      - Per-cluster changes, JSON-patch style (C(spec.overrides)).
-      - Without C(target) an operation patches the source's template for that cluster. Paths under C(/spec/url),
-        C(/spec/ref), C(/spec/secretRef), C(/spec/ignore) and C(/spec/scm) change the FederatedGitRepository (for
-        example another branch), all others the FederatedKustomization (for example V(/spec/path) for another
-        overlay, or V(/spec/postBuild/substitute/REPLICAS)).
-      - With C(target) an operation patches the rendered objects it selects on that cluster (for example
-        V(/spec/replicas) of the Deployment C(web)).
-    type: list
-    elements: dict
-    suboptions:
-      cluster_name:
-        description: The attached cluster the operations apply to.
-        type: str
-        required: true
-        aliases: [clusterName]
-      cluster_overrides:
-        description: The operations, applied in order.
-        type: list
-        elements: dict
-        required: true
-        aliases: [clusterOverrides]
-        suboptions:
-          op:
-            description: The operation. V(add) needs the parent to exist, V(replace) and V(remove) the path itself.
-            type: str
-            choices: [add, replace, remove]
-            default: replace
-          path:
-            description: RFC 6901 JSON pointer (C(~1) for C(/) and C(~0) for C(~) in keys; C(-) appends to a list).
-            type: str
-            required: true
-          value:
-            description: The value for V(add) and V(replace).
-            type: raw
-          target:
-            description: The rendered objects to patch instead of the template.
-            type: dict
-            suboptions:
-              group:
-                description: API group of the objects (V("") for the core group); any group when omitted.
-                type: str
-              kind:
-                description: Kind of the objects.
-                type: str
-                required: true
-              name:
-                description: Name of the objects.
-                type: str
-                required: true
-              namespace:
-                description: Namespace of the objects, when the rendered manifests set one.
-                type: str
+notes:
+  - O(overrides) without C(target) patch the source's template for that cluster. Paths under C(/spec/url), C(/spec/ref),
+    C(/spec/secretRef), C(/spec/ignore) and C(/spec/scm) change the FederatedGitRepository (for example another
+    branch), all others the FederatedKustomization (for example V(/spec/path) for another overlay, or
+    V(/spec/postBuild/substitute/REPLICAS)).
 seealso:
   - module: gitops.federation.federated_secret
   - module: gitops.federation.gitops_source_info
@@ -373,29 +307,16 @@ suspended:
   sample: false
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore, spec_view)
+    CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, spec_view)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
+from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS
+from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
-
-OVERRIDE_OPTIONS = dict(
-    cluster_name=dict(type="str", required=True, aliases=["clusterName"]),
-    cluster_overrides=dict(type="list", elements="dict", required=True, aliases=["clusterOverrides"], options=dict(
-        op=dict(type="str", choices=["add", "replace", "remove"], default="replace"),
-        path=dict(type="str", required=True),
-        value=dict(type="raw"),
-        target=dict(type="dict", options=dict(
-            group=dict(type="str"),
-            kind=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            namespace=dict(type="str"),
-        )),
-    )),
-)
 
 
 def argspec():
@@ -424,16 +345,11 @@ def argspec():
         )),
         service_account=dict(type="str"),
         service_account_namespace=dict(type="str"),
-        health_checks=dict(type="list", elements="dict", options=dict(
-            kind=dict(type="str", required=True),
-            api_version=dict(type="str"),
-            current=dict(type="str", required=True),
-            failed=dict(type="str"),
-        )),
+        health_checks=dict(type="list", elements="dict", options=HEALTH_CHECK_OPTIONS),
         substitute=dict(type="dict"),
         clusters=dict(type="list", elements="str"),
         cluster_selector=dict(type="dict"),
-        overrides=dict(type="list", elements="dict", options=OVERRIDE_OPTIONS),
+        overrides=dict(type="list", elements="dict", options=override_options(targets=True)),
         rollout=dict(type="list", elements="dict", options=dict(
             name=dict(type="str", required=True),
             clusters=dict(type="list", elements="str"),
@@ -444,19 +360,10 @@ def argspec():
     )
 
 
-def overrides_from_options(overrides):
-    """spec.overrides from the module's snake_case option."""
-    if overrides is None:
-        return None
-    return [{"clusterName": entry["cluster_name"],
-             "clusterOverrides": [dict((k, v) for k, v in op.items() if v is not None)
-                                  for op in entry["cluster_overrides"]]} for entry in overrides]
-
-
 def run_module(module):
     params = module.params
     name, namespace = params["name"], params["namespace"]
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     live_kustomization = store.get(FEDERATED_KUSTOMIZATION, namespace, name)
     if params["state"] == "absent":
         remaining = applied_clusters(live_kustomization)
@@ -502,19 +409,11 @@ def run_module(module):
             actions=dict(federated_git_repository=repository.action, federated_kustomization=kustomization.action),
             suspended=suspended,
         )
-    result["changed"] = any(change.changed for change in changes)
-    if module._diff:
-        result["diff"] = [change.diff() for change in changes if change.changed]
-    module.exit_json(**result)
+    return module.config_result(changes, **result)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True,
-                            required_if=[("state", "present", ("url",))])
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module, required_if=[("state", "present", ("url",))])
 
 
 if __name__ == "__main__":

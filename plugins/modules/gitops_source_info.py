@@ -202,11 +202,11 @@ unknown_clusters:
   elements: str
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import secret_view, secrets_owner
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
+    FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
 from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
@@ -228,7 +228,7 @@ def run_module(module):
         raise FederationError("include_credentials: true returns secret values; set no_log: true on the task so that "
                               "they are hidden from every output (the registered variable keeps them)")
     clusters = parse_inventory_clusters(params["clusters"])
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     kustomizations = store.list(FEDERATED_KUSTOMIZATION, namespace)
     if params["name"]:
         kustomizations = [k for k in kustomizations if k["metadata"]["name"] == params["name"]]
@@ -268,11 +268,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

@@ -155,8 +155,7 @@ source_status:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.objects import dump_yaml
 from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_sync
 
@@ -178,7 +177,7 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    record = record_sync(cluster_client(module), params["kind"], params["namespace"], params["name"], params["results"],
+    record = record_sync(module.client(), params["kind"], params["namespace"], params["name"], params["results"],
                          placed=params["placed"], revision=params["revision"], suspended=params["suspended"],
                          observed_generation=params["observed_generation"], source_error=params["source_error"],
                          check_mode=module.check_mode)
@@ -194,11 +193,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

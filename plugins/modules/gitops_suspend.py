@@ -79,11 +79,9 @@ terminating:
   sample: false
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    FEDERATED_KUSTOMIZATION, FederationStore)
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_KUSTOMIZATION
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import TERMINATING_ANNOTATION
 
 SUSPEND_FIELD_MANAGER = "gitops-federation-suspend"
@@ -106,7 +104,7 @@ def _state(obj):
 
 def run_module(module):
     params = module.params
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     live = store.get(FEDERATED_KUSTOMIZATION, params["namespace"], params["name"])
     if live is None:
         raise FederationError("GitOps source %s/%s does not exist (no FederatedKustomization of that name)"
@@ -122,22 +120,12 @@ def run_module(module):
         patch = {"spec": {"template": {"spec": {"suspend": after["suspended"]}}}}
         if after["terminating"] != before["terminating"]:
             patch["metadata"] = {"annotations": {TERMINATING_ANNOTATION: "true" if after["terminating"] else None}}
-        resource = store.resource(FEDERATED_KUSTOMIZATION)
-        try:
-            store.client.request("PATCH", resource.path(params["namespace"], params["name"]), body=patch,
-                                 query={"fieldManager": SUSPEND_FIELD_MANAGER},
-                                 content_type="application/merge-patch+json")
-        except ApiError as err:
-            raise FederationError("cannot update GitOps source %s/%s: %s" % (params["namespace"], params["name"], err.msg))
+        store.merge_patch(FEDERATED_KUSTOMIZATION, params["namespace"], params["name"], patch, SUSPEND_FIELD_MANAGER)
     module.exit_json(**result)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

@@ -122,10 +122,9 @@ ref:
   sample: refs/heads/main
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.federation import (
-    FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FederationStore)
+    FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION)
 from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
 from ansible_collections.gitops.federation.plugins.module_utils.push_match import (
@@ -157,7 +156,7 @@ def run_module(module):
     params = module.params
     push = check_push(params["push"])
     clusters = parse_inventory_clusters(params["clusters"])
-    store = FederationStore(cluster_client(module))
+    store = module.store()
     sources = []
     for namespace in sorted(set(params["namespaces"])):
         sources.extend(read_sources(store, namespace, clusters))
@@ -172,11 +171,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

@@ -141,8 +141,8 @@ differences:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.scm_webhooks import (
     ScmApi, default_api_url, ensure_webhook)
@@ -179,12 +179,7 @@ def run_module(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True,
-                           required_by={"username": "password"})
-    try:
-        run_module(module)
-    except FederationError as err:
-        module.fail_json(msg=str(err))
+    module_main(argspec(), run_module, cluster=False, required_by={"username": "password"})
 
 
 if __name__ == "__main__":

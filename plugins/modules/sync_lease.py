@@ -93,8 +93,7 @@ holder:
   sample: awx-job-1234
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_client, cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.lease import SyncLease
 
 
@@ -111,7 +110,7 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    lease = SyncLease(cluster_client(module), params["namespace"], params["source"], params["holder"],
+    lease = SyncLease(module.client(), params["namespace"], params["source"], params["holder"],
                       params["duration"])
     if params["state"] == "released":
         changed = lease.release(check_mode=module.check_mode)
@@ -121,11 +120,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

@@ -237,14 +237,13 @@ collected:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
+from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
 from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
 from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import publish
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare
 from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import parse_windows
 
 
@@ -286,7 +285,7 @@ def run_module(module):
             raise FederationError("policies: every entry needs namespace and name, got %r" % sorted(entry))
         key = "%s/%s" % (entry["namespace"], entry["name"])
         policies[key] = SourcePolicy.from_inventory(entry, entry["namespace"], "gitops_projects source %s" % key)
-    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    client = module.client("management")
     try:
         result = prepare(client, params["projects"],
                          parse_inventory_clusters(params["clusters"]), params["holder"], params["cache_dir"],
@@ -322,11 +321,7 @@ def management_error(client, err):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

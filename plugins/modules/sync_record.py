@@ -33,6 +33,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.cache_dir
 attributes:
   check_mode:
     support: full
@@ -68,13 +69,6 @@ options:
     type: list
     elements: str
     default: []
-  cache_dir:
-    description:
-      - Directory of the collection's cache on the controller; discovery of each API server is kept in
-        C(<cache_dir>/discovery) for a few minutes (keyed by server and a digest of the credentials; a kind not
-        found there triggers a rediscovery), so the modules of one run discover each cluster once.
-      - Without it, every run of the module discovers anew.
-    type: path
   trigger:
     description:
       - >-
@@ -135,11 +129,9 @@ missing:
 from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import record_run
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record, sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record
 
 
 def argspec():
@@ -155,7 +147,7 @@ def argspec():
 
 def run_module(module):
     params = module.params
-    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    client = module.client("management")
     if params["run"] is not None:
         module.exit_json(**record_run(client, params["run"], params["hosts"], check_mode=module.check_mode,
                                       trigger=params["trigger"]))
@@ -164,12 +156,7 @@ def run_module(module):
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True, mutually_exclusive=[("plan", "run")],
-                            required_one_of=[("plan", "run")])
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module, mutually_exclusive=[("plan", "run")], required_one_of=[("plan", "run")])
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ def test_kustomize_cannot_borrow_the_controllers_credentials(git_servers, tmp_pa
         seen.append((list(argv), dict(kwargs.get("env") or os.environ)))
         return original(argv, **kwargs)
 
-    monkeypatch.setattr(render_module.subprocess, "Popen", recording)
+    monkeypatch.setattr(subprocess, "Popen", recording)  # process.run_bounded starts kustomize
     with pytest.raises(FederationError) as err:
         render_directory(str(checkout), "app")
     assert "kustomize build app failed" in err.value.msg
@@ -372,7 +372,7 @@ def test_no_secret_in_any_process_arguments(private_repo, git_servers, tmp_path,
         built.append(list(argv))
         return original(argv, **kwargs)
 
-    monkeypatch.setattr(git_fetch.subprocess, "Popen", recording)
+    monkeypatch.setattr(subprocess, "Popen", recording)  # process.run_bounded starts git
     sources = [
         (git_servers.http_url(private_repo["name"]),
          GitCredentials(username=git_servers.username, password=git_servers.password)),

@@ -7,6 +7,7 @@ from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
 from ansible_collections.gitops.federation.plugins.filter import sync
+from ansible_collections.gitops.federation.plugins.module_utils import sync_run
 
 REV_A = "main@sha1:" + "a" * 40
 REV_B = "main@sha1:" + "b" * 40
@@ -33,14 +34,14 @@ def lease_ok(src):
 
 
 def render_ok(src, render, revision=REV_A):
-    return dict(item=dict(key=sync.source_key(src), namespace=src["namespace"], source=src["name"], render=render),
+    return dict(item=dict(key=sync_run.source_key(src), namespace=src["namespace"], source=src["name"], render=render),
                 revision=revision, bundle="/cache/%s-%d.yaml" % (src["name"], render["id"]))
 
 
 def plan_for(src, leases=None, renders=None):
     leases = [lease_ok(src)] if leases is None else leases
     renders = [render_ok(src, r) for r in src["renders"]] if renders is None else renders
-    return sync.sync_plan([src], leases, renders, [src["namespace"]])
+    return sync_run.sync_plan([src], leases, renders, [src["namespace"]])
 
 
 # -- connection and inventory -------------------------------------------------------------------------------
@@ -73,10 +74,10 @@ def test_render_jobs_only_for_sources_whose_lease_is_held():
     held, refused, suspended = source("held"), source("refused"), source("off", suspended=True)
     leases = [lease_ok(held), dict(item=refused, failed=True, msg="held by other-run"),
               dict(item=suspended, skipped=True)]
-    jobs = sync.render_jobs([held, refused, suspended], leases)
+    jobs = sync_run.render_jobs([held, refused, suspended], leases)
     assert [(j["key"], j["render"]["id"]) for j in jobs] == [("team-a/held", 0), ("team-a/held", 1)]
     assert jobs[0]["namespace"] == "team-a" and jobs[0]["source"] == "held"
-    assert sync.render_jobs([held], None) == []
+    assert sync_run.render_jobs([held], None) == []
 
 
 def test_plan_of_a_source_whose_renders_all_succeeded_is_ready_with_each_clusters_bundle():
@@ -118,7 +119,7 @@ def test_a_failed_or_missing_render_makes_the_source_not_ready_and_never_applied
     if render_result and render_result.get("msg"):
         assert "did not finish within 20s" in entry["error"]
     for cluster in ("c1", "c2", "c3"):
-        assert sync.cluster_work(plan, cluster) == []
+        assert sync_run.cluster_work(plan, cluster) == []
 
 
 @pytest.mark.parametrize("leases, message", [
@@ -136,13 +137,13 @@ def test_a_missing_or_refused_lease_makes_the_source_not_ready(leases, message):
         leases = [dict(item=src, failed=True, msg=message)]
     elif leases == "failed-without-message":
         leases = [dict(item=src, failed=True)]
-    plan = sync.sync_plan([src], leases, [render_ok(src, r) for r in src["renders"]], ["team-a"])
+    plan = sync_run.sync_plan([src], leases, [render_ok(src, r) for r in src["renders"]], ["team-a"])
     [entry] = plan["sources"]
     assert entry["ready"] is False and entry["clusters"] == {}
     assert entry["error"] == message
     # A lease another run holds (or that could not be taken): that run records the source's status, not this one.
     assert entry["record"] is (not any(r.get("failed") for r in leases or []))
-    assert sync.cluster_work(plan, "c1") == [] and sync.cluster_work(plan, "c3") == []
+    assert sync_run.cluster_work(plan, "c1") == [] and sync_run.cluster_work(plan, "c3") == []
 
 
 def test_errors_of_the_source_itself_make_it_not_ready_whatever_the_lease():
@@ -160,7 +161,7 @@ def test_suspended_and_terminating_sources_are_planned_but_never_ready(flag):
     [entry] = plan["sources"]
     assert entry[flag] is True and entry["ready"] is False
     assert entry["error"] is None  # not a failure: the record step says Suspended / the teardown handles it
-    assert sync.cluster_work(plan, "c1") == [] and sync.cluster_work(plan, "c3") == []
+    assert sync_run.cluster_work(plan, "c1") == [] and sync_run.cluster_work(plan, "c3") == []
 
 
 def test_plan_without_renders_is_ready_with_no_revision():
@@ -176,16 +177,16 @@ def test_cluster_work_applies_placed_sources_and_removes_unplaced_ones():
     src = source()
     src["clusters"]["c2"]["suspended"] = True  # suspended on c2 by an override
     plan = plan_for(src)
-    [c1] = sync.cluster_work(plan, "c1")
+    [c1] = sync_run.cluster_work(plan, "c1")
     assert c1["state"] == "present" and c1["suspended"] is False
     assert (c1["key"], c1["owner"], c1["namespace"], c1["revision"]) == (KEY, "gitops/team-a/podinfo", "team-a", REV_A)
     assert c1["bundle"] == "/cache/podinfo-0.yaml" and c1["prune"] is True
-    [c2] = sync.cluster_work(plan, "c2")
+    [c2] = sync_run.cluster_work(plan, "c2")
     assert c2["state"] == "present" and c2["suspended"] is True
-    [c3] = sync.cluster_work(plan, "c3")  # in the inventory, not in the placement: what was there goes
+    [c3] = sync_run.cluster_work(plan, "c3")  # in the inventory, not in the placement: what was there goes
     assert c3 == dict(key=KEY, owner="gitops/team-a/podinfo", namespace="team-a", state="absent", suspended=False,
                       revision=REV_A)
-    assert sync.cluster_work(plan, "c9") == []  # neither placed nor a known unplaced cluster
+    assert sync_run.cluster_work(plan, "c9") == []  # neither placed nor a known unplaced cluster
 
 
 def test_cluster_work_carries_the_operators_policy_to_apply_and_removal():
@@ -193,18 +194,18 @@ def test_cluster_work_carries_the_operators_policy_to_apply_and_removal():
                   service_account=dict(namespace="team-a", name="deployer"))
     plan = plan_for(source(policy=policy, policy_note="claims more"))
     assert plan["sources"][0]["policy"] == policy and plan["sources"][0]["policy_note"] == "claims more"
-    assert sync.cluster_work(plan, "c1")[0]["policy"] == policy
-    assert sync.cluster_work(plan, "c3")[0]["policy"] == policy  # CRDs kept, same ServiceAccount on removal
+    assert sync_run.cluster_work(plan, "c1")[0]["policy"] == policy
+    assert sync_run.cluster_work(plan, "c3")[0]["policy"] == policy  # CRDs kept, same ServiceAccount on removal
 
 
 def test_cluster_work_removes_from_the_target_namespace():
     plan = plan_for(source(target_namespace="apps"))
-    assert sync.cluster_work(plan, "c3")[0]["namespace"] == "apps"
+    assert sync_run.cluster_work(plan, "c3")[0]["namespace"] == "apps"
 
 
 def test_cluster_work_of_an_empty_plan():
-    assert sync.cluster_work({}, "c1") == []
-    assert sync.cluster_work(dict(sources=[]), "c1") == []
+    assert sync_run.cluster_work({}, "c1") == []
+    assert sync_run.cluster_work(dict(sources=[]), "c1") == []
 
 
 # -- per-cluster results --------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_cluster_results_maps_each_outcome():
         dict(item=work(key="team-a/gone", state="absent", revision=None), changed=True, counts=dict(deleted=2)),
         dict(item=work(key="team-a/never-here", state="absent"), changed=False, counts={}),
     ]
-    sources = sync.cluster_results(results, [], "c1")["sources"]
+    sources = sync_run.cluster_results(results, [], "c1")["sources"]
     assert sources[KEY] == dict(cluster="c1", status="Applied", counts=counts, revision=REV_A)
     assert sources["team-a/down"] == dict(cluster="c1", status="Unreachable", counts={},
                                           message="cannot reach the API server", revision=REV_A)
@@ -249,7 +250,7 @@ def test_cluster_results_reports_health_only_when_waiting():
     unhealthy = dict(item=work(key="team-a/slow", wait=True), changed=True, counts={},
                      health=[dict(status="Current"), dict(status="InProgress")])
     no_wait = dict(item=work(key="team-a/fast"), changed=True, counts={}, health=[dict(status="InProgress")])
-    sources = sync.cluster_results([healthy, unhealthy, no_wait], None, "c1")["sources"]
+    sources = sync_run.cluster_results([healthy, unhealthy, no_wait], None, "c1")["sources"]
     assert sources[KEY]["healthy"] is True
     assert sources["team-a/slow"]["healthy"] is False
     assert "healthy" not in sources["team-a/fast"]
@@ -263,7 +264,7 @@ def test_cluster_results_of_federated_secrets():
         dict(item="team-d", skipped=True),
         dict(item="team-e"),
     ]
-    secrets = sync.cluster_results(None, secret_results, "c1")["secrets"]
+    secrets = sync_run.cluster_results(None, secret_results, "c1")["secrets"]
     assert secrets["team-a"] == {"git": dict(cluster="c1", status="Applied")}
     assert secrets["team-b"] == {"*": dict(cluster="c1", status="Unreachable", message="cannot reach the API server")}
     assert secrets["team-c"]["*"]["status"] == "Failed"
@@ -300,9 +301,11 @@ def test_collect_results_gathers_one_sources_result_from_every_cluster_that_repo
 
 def test_collect_secret_results_counts_whole_project_failures_only_where_the_secret_is_placed():
     hostvars = hostvars_with_reports()
-    results = sync.collect_secret_results(hostvars, ["c1", "c2", "c3", "c4", "c5"], "team-a", "git", ["c1", "c2"])
+    hosts = ["c1", "c2", "c3", "c4", "c5"]
+    results = sync_run.collect_secret_results(sync._reports(hostvars, hosts), hosts, "team-a", "git", ["c1", "c2"])
     assert [(r["cluster"], r["status"]) for r in results] == [("c1", "Applied"), ("c2", "Unreachable")]
-    assert sync.collect_secret_results(hostvars, ["c1", "c2"], "team-b", "git", ["c1", "c2"]) == []
+    hosts = ["c1", "c2"]
+    assert sync_run.collect_secret_results(sync._reports(hostvars, hosts), hosts, "team-b", "git", hosts) == []
 
 
 def test_rollout_failures_names_the_clusters_of_earlier_batches_that_failed():
@@ -317,14 +320,15 @@ def test_rollout_failures_names_the_clusters_of_earlier_batches_that_failed():
 def test_failures_lists_source_errors_and_every_failed_cluster():
     src = source()
     plan = plan_for(src, leases=[dict(item=src, failed=True, msg="held by other-run")])
-    lines = sync.failures(plan, hostvars_with_reports(), ["c1", "c2", "c3", "c5"])
+    hosts = ["c1", "c2", "c3", "c5"]
+    lines = sync_run.failures(plan, sync._reports(hostvars_with_reports(), hosts), hosts)
     assert lines == [
         "team-a/podinfo: held by other-run",
         "team-a/podinfo on c2: Unreachable: connection refused",
         "federated secrets of team-a on c2: connection refused",
         "federated secrets of team-a on c5: forbidden",
     ]
-    assert sync.failures(plan_for(source()), {"c1": hostvars_with_reports()["c1"]}, ["c1"]) == []
+    assert sync_run.failures(plan_for(source()), sync._reports(hostvars_with_reports(), ["c1"]), ["c1"]) == []
 
 
 def test_failures_lists_clusters_a_halted_rollout_left_out():
@@ -332,7 +336,7 @@ def test_failures_lists_clusters_a_halted_rollout_left_out():
                                                                          message="forbidden")})},
                 "c2": {"gitops_cluster_results": dict(sources={}, secrets={},
                                                       halted="the rollout halted after failures on c1")}}
-    assert sync.failures(plan_for(source()), hostvars, ["c1", "c2"]) == [
+    assert sync_run.failures(plan_for(source()), sync._reports(hostvars, ["c1", "c2"]), ["c1", "c2"]) == [
         "team-a/podinfo on c1: Failed: forbidden",
         "c2: not synced: the rollout halted after failures on c1",
     ]
@@ -432,19 +436,20 @@ def test_short_revision(revision, short):
 
 
 def test_filters_are_registered_under_their_playbook_names():
-    filters = sync.FilterModule().filters()
-    assert filters["sync_failures"] is sync.failures
-    assert set(filters) >= {"cluster_connection", "inventory_clusters", "render_jobs", "sync_plan", "cluster_work",
-                            "cluster_results", "collect_results", "collect_secret_results", "rollout_failures",
-                            "status_table"}
+    # Only what roles and playbooks use: the decisions are tested on sync_run itself (above), not through filters
+    # that merely delegated to it.
+    assert set(sync.FilterModule().filters()) == {"cluster_connection", "inventory_clusters", "collect_results",
+                                                  "rollout_failures", "sync_reports", "status_table",
+                                                  "rollout_halts", "cluster_waves", "merge_reports",
+                                                  "source_policies", "source_policy"}
 
 
 def test_secrets_are_propagated_only_for_projects_whose_secrets_lease_is_held():
     leases = [{"item": "team-a", "changed": False},
               {"item": "team-b", "failed": True, "msg": "the federated secrets of team-b: being synced by another run"},
               {"item": "team-c", "skipped": True}]
-    plan = sync.sync_plan([], [], [], ["team-a", "team-b", "team-c"], leases)
+    plan = sync_run.sync_plan([], [], [], ["team-a", "team-b", "team-c"], leases)
     assert plan["projects"] == ["team-a", "team-b", "team-c"]
     assert plan["secret_projects"] == ["team-a"]
     assert plan["secret_errors"] == ["the federated secrets of team-b: being synced by another run"]
-    assert sync.sync_plan([], [], [], ["team-a"])["secret_projects"] == []
+    assert sync_run.sync_plan([], [], [], ["team-a"])["secret_projects"] == []

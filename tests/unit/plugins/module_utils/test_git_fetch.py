@@ -8,7 +8,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import
     GitCredentials,
     GitSource,
     SemverRange,
-    Version,
+    parse_version,
     cache_key,
     format_revision,
     normalize_ref,
@@ -32,19 +32,19 @@ TAGS = ["v0.9.0", "v1.0.0", "v1.2.0", "1.2.5", "v1.3.0-rc.1", "v1.10.0", "v2.0.0
     ("latest", None),
 ])
 def test_version_parse(text, expected):
-    version = Version.parse(text)
+    version = parse_version(text)
     if expected is None:
         assert version is None
     else:
-        assert (version.major, version.minor, version.patch, version.prerelease) == expected
+        assert (version.major, version.minor, version.patch, tuple(version.prerelease)) == expected
 
 
 def test_version_precedence_follows_semver_spec():
     ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11",
                "1.0.0-rc.1", "1.0.0", "1.0.1", "1.2.0", "1.10.0", "2.0.0"]
-    versions = [Version.parse(v) for v in ordered]
+    versions = [parse_version(v) for v in ordered]
     assert sorted(reversed(versions)) == versions
-    assert Version.parse("1.0.0+build.1") == Version.parse("1.0.0")
+    assert parse_version("1.0.0+build.1") == parse_version("1.0.0")
 
 
 # -- ranges ---------------------------------------------------------------------------------------------------
@@ -72,7 +72,13 @@ def test_version_precedence_follows_semver_spec():
     (">=1.3.0-0 <1.4.0", "v1.3.0-rc.1"),
     (">=1.3.0 <1.4.0", None),
     (">=2.0.0-0", "v2.0.0"),
-    (">=1.11.0-0 <2.0.0", "v2.0.0-beta.2"),
+    # npm's rule (semantic_version NpmSpec): a pre-release only through a comparator naming a pre-release of
+    # the same major.minor.patch. The hand-written parser picked v2.0.0-beta.2 here, a pre-release of the
+    # major the range excludes.
+    (">=1.11.0-0 <2.0.0", None),
+    # Flux/Masterminds spellings still read
+    ("~> 1.2.0", "1.2.5"),
+    ("^ 1.2.0", "v1.10.0"),
 ])
 def test_semver_range_picks_highest_matching_tag(text, best):
     assert SemverRange(text).best(TAGS) == best
@@ -80,8 +86,15 @@ def test_semver_range_picks_highest_matching_tag(text, best):
 
 def test_semver_range_excludes_prerelease_below_upper_bound():
     # 2.0.0-beta.2 < 2.0.0, but a range without a pre-release never picks one.
-    assert not SemverRange("<2.0.0").matches(Version.parse("2.0.0-beta.2"))
+    assert not SemverRange("<2.0.0").matches(parse_version("2.0.0-beta.2"))
     assert SemverRange("<2.0.0").best(["2.0.0-beta.2", "1.9.9"]) == "1.9.9"
+
+
+def test_semver_prerelease_of_next_major_is_not_picked_by_a_prerelease_range():
+    # Failed on the hand-written parser (any pre-release bound let every pre-release in): >=1.0.0-0 <2.0.0 chose
+    # 2.0.0-0 over 1.3.0.
+    assert SemverRange(">=1.0.0-0 <2.0.0").best(["1.0.0-rc.1", "1.3.0", "2.0.0-0"]) == "1.3.0"
+    assert SemverRange(">=1.0.0-0 <2.0.0").best(["1.0.0-rc.1", "0.9.0"]) == "1.0.0-rc.1"
 
 
 def test_semver_tie_between_v_and_plain_tag_is_stable():

@@ -248,3 +248,23 @@ def test_deployment_status_without_progressing_condition_is_judged_on_counts():
     obj = deployment(dict(READY))
     obj["spec"]["progressDeadlineSeconds"] = 600
     assert assess(obj) == (CURRENT, "2/2 replicas ready")
+
+
+def test_rules_checked_against_kstatus_core():
+    # Cases read off kstatus' core.go (sigs.k8s.io/cli-utils pkg/kstatus/status): same verdict here.
+    unset = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "generation": 1}, "spec": {}}
+    # spec.replicas unset counts as 1, as the controller defaults it.
+    assert assess(dict(unset, status=dict(READY, observedGeneration=1, replicas=0, updatedReplicas=0)))[0] == IN_PROGRESS
+    # updatedReplicas < replicas: an old ReplicaSet still serves, not Current however many pods are ready.
+    status, message = assess(deployment(dict(READY, updatedReplicas=1, availableReplicas=2, readyReplicas=2)))
+    assert status == IN_PROGRESS and "updatedReplicas 1 of 2" in message
+    # updated pods not yet available (kstatus: updatedReplicas > availableReplicas).
+    assert assess(deployment(dict(READY, availableReplicas=1)))[0] == IN_PROGRESS
+    # PodDisruptionBudget, ConfigMap, Secret: nothing to wait for.
+    for kind in ("PodDisruptionBudget", "ConfigMap", "Secret"):
+        assert assess({"kind": kind, "metadata": {"name": "x"}})[0] == CURRENT
+    # Deliberate difference (module docstring): kstatus fails a Pod unschedulable for 15 s; a GitOps wait keeps
+    # waiting until its timeout, since an autoscaler may still add the node.
+    unschedulable = {"kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}]}}
+    assert assess(unschedulable)[0] == IN_PROGRESS

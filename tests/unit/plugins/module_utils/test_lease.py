@@ -37,8 +37,12 @@ def test_lease_times_in_every_rfc3339_form_the_api_may_hold(text):
     assert expired(dict(lease, leaseDurationSeconds=29), NOW)
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-11-27 11:59:30", "2026-13-27T11:59:30Z", "1764244770"])
+@pytest.mark.parametrize("text", ["yesterday", "2026-11-27 11:59:30", "2026-13-27T11:59:30Z", "1764244770",
+                                  "2026-11-27T11:59:30", "2026-11-27", "2026-11-27T25:00:00Z"])
 def test_an_unreadable_renew_time_is_an_error_not_an_expired_lease(text):
+    # The safe side (datetime.fromisoformat behind an RFC 3339 shape check): a time without zone or a date
+    # alone, which fromisoformat would read, is refused too; never taken as expired, which would let a second
+    # sync write while the holder still runs.
     with pytest.raises(LeaseTimeError, match="renewTime"):
         expired(dict(spec(0), renewTime=text), NOW)
     assert "unreadable" in describe(dict(spec(0), renewTime=text))

@@ -163,3 +163,13 @@ def test_target_override_missing_path_names_the_cluster():
     with pytest.raises(FederationError, match=r"attached-1.*path /spec/strategy/type does not exist"):
         apply_object_overrides([deployment("web")], [{"op": "replace", "path": "/spec/strategy/type", "value": "x",
                                                       "target": {"kind": "Deployment", "name": "web"}}], "attached-1")
+
+
+def test_failed_operation_never_quotes_the_document():
+    # Behaviour is otherwise unchanged by the swap to jsonpatch/jsonpointer (the tests above ran against the
+    # hand-written walker); jsonpatch's own messages quote the document, a Secret's values among them.
+    secret = {"kind": "Secret", "data": {"password": "aHVudGVyMg=="}}
+    for op, path in (("replace", "/data/token"), ("remove", "/stringData/x"), ("add", "/data/password/x")):
+        with pytest.raises(FederationError) as err:
+            apply_operation(secret, op, path, "v", "FederatedSecret ns/creds overrides[clusterName=a]")
+        assert "aHVudGVyMg==" not in err.value.msg and "FederatedSecret ns/creds" in err.value.msg

@@ -277,6 +277,22 @@ def test_ignore_rules_follow_gitignore_order_and_anchoring(tmp_path):
     assert left == ["deploy/app.yaml", "deploy/keep.md"]
 
 
+def test_ignore_star_stays_within_one_directory_like_git(tmp_path):
+    # Failed on the fnmatch rules: '*' crossed '/', so deploy/*.yaml also removed deploy/overlay/app.yaml,
+    # which git (and Flux) keep.
+    from ansible_collections.gitops.federation.plugins.module_utils.render import IgnoreRules, remove_ignored
+
+    rules = IgnoreRules("deploy/*.yaml\n")
+    assert rules.ignored("deploy/app.yaml", False)
+    assert not rules.ignored("deploy/overlay/app.yaml", False)
+    assert IgnoreRules("deploy/**/*.yaml\n").ignored("deploy/overlay/app.yaml", False)
+    for relative in ("deploy/app.yaml", "deploy/overlay/app.yaml"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x: 1\n")
+    assert remove_ignored(str(tmp_path), "deploy/*.yaml") == ["deploy/app.yaml"]
+    assert (tmp_path / "deploy" / "overlay" / "app.yaml").exists()
+
+
 def test_ignored_manifests_are_not_rendered(tmp_path):
     from ansible_collections.gitops.federation.plugins.module_utils.render import render_directory
 
