@@ -53,6 +53,7 @@ LAYERS = {
     "manifest_yaml": "source/manifest_yaml",
     "process": "source/process",
     "render_cache": "source/render_cache",
+    "source_refs": "source/source_refs",
     "scm_webhooks": "source/scm_webhooks",
     # apply/: one bundle onto one cluster
     "objects": "apply/objects",
@@ -62,6 +63,8 @@ LAYERS = {
     "inventory": "apply/inventory",
     "change_set": "apply/change_set",
     "health": "apply/health",
+    "field_diff": "apply/field_diff",
+    "source_policy": "apply/source_policy",
     # federation/: the federated objects on the management cluster, and the sync across clusters
     "federation": "federation/store",
     "placement": "federation/placement",
@@ -76,6 +79,10 @@ LAYERS = {
     "push_match": "federation/push_match",
     "sync_run": "federation/sync_run",
     "sync_steps": "federation/sync_steps",
+    "sync_windows": "federation/sync_windows",
+    "sync_report": "federation/sync_report",
+    "sync_handoff": "federation/sync_handoff",
+    "rollout": "federation/rollout",
 }
 
 PACKAGES = sorted(set(new.split("/")[0] for new in LAYERS.values() if "/" in new))

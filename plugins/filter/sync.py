@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that carry a run's data between its plays (management -> attached clusters -> management).
 
-The decisions (plan, per-cluster work, results, failures) live in ``module_utils/sync_run.py``, where the
+The decisions (plan, per-cluster work, results, failures) live in ``module_utils/federation/sync_run.py``, where the
 sync modules call them in-process; these filters only adapt the ones playbooks need to host vars (teardown's
 results, the rollout halt of sync, the reports sync_record reads) and build the connection and inventory
 views the roles pass to modules. A filter nothing in roles/ or playbooks/ uses does not belong here.
@@ -15,7 +15,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gitops.federation.plugins.module_utils import sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_run
 
 # The connection options of kubernetes.core (and of this collection's modules), read from host vars.
 CONNECTION_KEYS = ("kubeconfig", "context", "host", "api_key", "client_cert", "client_key", "ca_cert",

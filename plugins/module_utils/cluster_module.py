@@ -24,10 +24,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_ARG_SPEC, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.drift import REDACTED
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import AUTH_ARG_SPEC, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import REDACTED
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import HAS_YAML
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import HAS_YAML
 
 
 # Fields of a kubeconfig user entry (and of its auth-provider config) that are credentials.
@@ -77,7 +77,7 @@ class ClusterModule(GitopsModule):
 
     def client(self, name=None, auth=None):
         """The client of the task's cluster, or of the cluster described by auth (e.g. params["management"])."""
-        from ansible_collections.gitops.federation.plugins.module_utils.client import connect
+        from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import connect
 
         return connect(auth_from_params(self.params if auth is None else auth), name=name,
                        cache_dir=self.params.get("cache_dir"))
@@ -88,13 +88,13 @@ class ClusterModule(GitopsModule):
 
     def store(self, client=None):
         """The FederationStore of the task's cluster (the management cluster for configuration modules)."""
-        from ansible_collections.gitops.federation.plugins.module_utils.federation import FederationStore
+        from ansible_collections.gitops.federation.plugins.module_utils.federation.store import FederationStore
 
         return FederationStore(client or self.client())
 
     def sync_options(self, **options):
         """Engine options with the module's check mode (dry-run, nothing written)."""
-        from ansible_collections.gitops.federation.plugins.module_utils.engine import SyncOptions
+        from ansible_collections.gitops.federation.plugins.module_utils.apply.engine import SyncOptions
 
         return SyncOptions(check_mode=self.check_mode, **options)
 
@@ -132,7 +132,7 @@ def kubeconfig_credentials(params):
 def cluster_module(argument_spec, **kwargs):
     """A ClusterModule with the shared connection options; fails early if a required library is missing."""
     # Imported here: the kubernetes library is loaded by cluster modules only, not by git_render or scm_webhook.
-    from ansible_collections.gitops.federation.plugins.module_utils.client import (
+    from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import (
         HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR)
 
     spec = dict(AUTH_ARG_SPEC)

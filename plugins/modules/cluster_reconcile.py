@@ -158,14 +158,14 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import MANAGEMENT_ARG_SPEC
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, request_counts
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import reconcile_run
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_handoff import reconcile_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import (
     failed_report, reconcile)
 
 

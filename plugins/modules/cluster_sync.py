@@ -304,15 +304,15 @@ api_requests:
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import MANAGEMENT_ARG_SPEC
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine
+from ansible_collections.gitops.federation.plugins.module_utils.apply.engine import Engine
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS, parse_health_checks
-from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
-from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import HEALTH_CHECK_OPTIONS, parse_health_checks
+from ansible_collections.gitops.federation.plugins.module_utils.federation.lease import LeaseKeeper, SyncLease
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import load_bundle
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import apply_object_overrides
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import SourcePolicy
 
 
 def argspec():

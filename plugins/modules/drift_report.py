@@ -86,17 +86,17 @@ markdown:
 import json
 import shutil
 
-from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import auth_from_params
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_KUSTOMIZATION
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition
-from ansible_collections.gitops.federation.plugins.module_utils.sync_report import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import FEDERATED_KUSTOMIZATION
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_record import record_condition
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_report import (
     DRIFTED, drift, drift_markdown, write_report)
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import sync_client
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import sync_client
 
 CONDITION = "Drifted"
 

@@ -192,12 +192,12 @@ actions:
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.federated_secrets import (
     desired_federated_secret, desired_secret)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_SECRET, spec_view
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
-from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
-from ansible_collections.gitops.federation.plugins.module_utils.secret_data import HELPER_OPTIONS, build_data, data_keys
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import FEDERATED_SECRET, spec_view
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import override_options, overrides_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import placement_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.federation.secret_data import HELPER_OPTIONS, build_data, data_keys
 
 
 def argspec():

@@ -135,9 +135,9 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import MANAGEMENT_ARG_SPEC
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import MANAGEMENT_ARG_SPEC
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main, sync_return
-from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.federated_secrets import (
     propagate_secrets, secret_status_results)
 
 

@@ -309,10 +309,10 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
-from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
-from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
-from ansible_collections.gitops.federation.plugins.module_utils.render import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
+from ansible_collections.gitops.federation.plugins.module_utils.source.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import load_bundle
+from ansible_collections.gitops.federation.plugins.module_utils.source.render import (
     Manifest,
     bundle_changed,
     digest,

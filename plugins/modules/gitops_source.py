@@ -309,14 +309,14 @@ suspended:
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     CONFIG_FIELD_MANAGER, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, spec_view)
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import (
     applied_clusters, desired_objects, owned_suspend)
-from ansible_collections.gitops.federation.plugins.module_utils.health import HEALTH_CHECK_OPTIONS
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import override_options, overrides_from_options
-from ansible_collections.gitops.federation.plugins.module_utils.placement import placement_from_options
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import HEALTH_CHECK_OPTIONS
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import override_options, overrides_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import placement_from_options
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import SourcePolicy
 
 
 def argspec():

@@ -204,12 +204,12 @@ unknown_clusters:
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import secret_view, secrets_owner
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.federated_secrets import secret_view, secrets_owner
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET)
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
-from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
-from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import source_view
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import parse_inventory_clusters
+from ansible_collections.gitops.federation.plugins.module_utils.federation.secret_data import git_credentials
 
 
 def argspec():

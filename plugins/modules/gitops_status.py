@@ -156,8 +156,8 @@ source_status:
 """
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
-from ansible_collections.gitops.federation.plugins.module_utils.objects import dump_yaml
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import dump_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_record import record_sync
 
 
 def argspec():

@@ -81,8 +81,8 @@ terminating:
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federation import FEDERATED_KUSTOMIZATION
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import TERMINATING_ANNOTATION
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import FEDERATED_KUSTOMIZATION
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import TERMINATING_ANNOTATION
 
 SUSPEND_FIELD_MANAGER = "gitops-federation-suspend"
 

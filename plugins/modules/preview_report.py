@@ -91,7 +91,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.sync_report import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_report import (
     preview, preview_markdown, write_report)
 
 

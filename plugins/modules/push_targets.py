@@ -123,11 +123,11 @@ ref:
 """
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION)
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
-from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
-from ansible_collections.gitops.federation.plugins.module_utils.push_match import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import source_view
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import parse_inventory_clusters
+from ansible_collections.gitops.federation.plugins.module_utils.federation.push_match import (
     check_push, mark_sync_start, select_targets)
 
 

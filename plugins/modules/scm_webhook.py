@@ -144,7 +144,7 @@ differences:
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.scm_webhooks import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.scm_webhooks import (
     ScmApi, default_api_url, ensure_webhook)
 
 

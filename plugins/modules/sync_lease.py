@@ -94,7 +94,7 @@ holder:
 """
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
-from ansible_collections.gitops.federation.plugins.module_utils.lease import SyncLease
+from ansible_collections.gitops.federation.plugins.module_utils.federation.lease import SyncLease
 
 
 def argspec():

@@ -234,17 +234,17 @@ collected:
   elements: str
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.placement import parse_inventory_clusters
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
-from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import publish
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import prepare
-from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import parse_windows
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import parse_inventory_clusters
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_handoff import publish
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import prepare
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_windows import parse_windows
 
 
 def argspec():

@@ -126,12 +126,12 @@ missing:
   elements: str
 """
 
-from ansible_collections.gitops.federation.plugins.module_utils.lazy_kubernetes import install as light_kubernetes
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
-from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import record_run
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import record
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_handoff import record_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import record
 
 
 def argspec():

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource, cache_key
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource, cache_key
 from kube import unique_name
 from playbook import run_module, run_playbook
 

@@ -16,10 +16,10 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.gitops.federation.plugins.module_utils import git_fetch, render as render_module
+from ansible_collections.gitops.federation.plugins.module_utils.source import git_fetch, render as render_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
-from ansible_collections.gitops.federation.plugins.module_utils.render import render_directory
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
+from ansible_collections.gitops.federation.plugins.module_utils.source.render import render_directory
 from kube import unique_name
 from playbook import run_module
 
@@ -275,7 +275,7 @@ def files_under(directory):
 
 KILLED_RUN = textwrap.dedent("""
     import os, sys, time
-    from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
+    from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
     os.umask(0)  # the files must be private whatever the umask
     url, key, known_hosts, cache = sys.argv[1:5]
     source = GitSource(url, GitCredentials(ssh_private_key=open(key).read(), known_hosts=open(known_hosts).read()),

@@ -1,4 +1,4 @@
-"""An inventory past the 1 MiB object limit is sharded over several ConfigMaps (module_utils/inventory.py).
+"""An inventory past the 1 MiB object limit is sharded over several ConfigMaps (module_utils/apply/inventory.py).
 
 3,200 ConfigMaps with 253-character names make an inventory of about 1.1 MiB: one ConfigMap cannot hold it (the
 API server refuses objects over 1 MiB, and the sync failed half-way, after applying everything). Through the

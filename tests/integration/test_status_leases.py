@@ -24,7 +24,7 @@ from kube import ensure_namespace, get_or_none, unique_name
 from playbook import run_module, run_playbook
 from tools.localenv.binaries import binary
 
-from ansible_collections.gitops.federation.plugins.module_utils.sync_run import cluster_results  # noqa: I100
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_run import cluster_results  # noqa: I100
 
 REVISION = "main@sha1:4b76adcc78cc5a231fa5d8e7cf2f764df10c7568"
 REVISION_2 = "main@sha1:" + "c" * 40

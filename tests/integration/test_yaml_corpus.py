@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.source import manifest_yaml
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from tools.localenv.binaries import binary
 

@@ -91,7 +91,7 @@ def normalise_url(url):
     lower case, without scheme, user, password, port, ``.git`` suffix and trailing slash. None if unreadable.
 
     Ports are dropped because one repository's https and ssh URLs use different ports. The collection's
-    matching code (plugins/module_utils/push_match.py) normalises the sources' URLs the same way.
+    matching code (plugins/module_utils/federation/push_match.py) normalises the sources' URLs the same way.
     """
     if not isinstance(url, str) or not url.strip():
         return None

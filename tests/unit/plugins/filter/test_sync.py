@@ -7,7 +7,7 @@ from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
 from ansible_collections.gitops.federation.plugins.filter import sync
-from ansible_collections.gitops.federation.plugins.module_utils import sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_run
 
 REV_A = "main@sha1:" + "a" * 40
 REV_B = "main@sha1:" + "b" * 40

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils.auth_options import AUTH_OPTION_NAMES, auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.client import _configuration
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import AUTH_OPTION_NAMES, auth_from_params
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import _configuration
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 
 # What the AWX "OpenShift or Kubernetes API Bearer Token" credential exports, for the management cluster.

@@ -14,7 +14,7 @@ import threading
 import pytest
 import yaml
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, ClusterClient
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError, ClusterClient
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import client as client_module
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, ClusterClient
+from ansible_collections.gitops.federation.plugins.module_utils.k8s import client as client_module
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError, ClusterClient
 
 
 class Script:

@@ -7,7 +7,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gitops.federation.plugins.module_utils import cluster_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federation import ConfigChange
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import ConfigChange
 
 
 def run(argument_spec, run_module, args, capsys, **kwargs):

@@ -1,10 +1,10 @@
-"""Discovery kept on disk between module runs (plugins/module_utils/discovery_cache.py)."""
+"""Discovery kept on disk between module runs (plugins/module_utils/k8s/discovery_cache.py)."""
 
 import os
 import time
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import Discovery, ResourceType
-from ansible_collections.gitops.federation.plugins.module_utils.discovery_cache import DiscoveryCache, identity_digest
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import Discovery, ResourceType
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.discovery_cache import DiscoveryCache, identity_digest
 
 
 class Configuration:

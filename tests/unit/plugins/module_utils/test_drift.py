@@ -1,8 +1,8 @@
 import json
 
-from ansible_collections.gitops.federation.plugins.module_utils.drift import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import (
     REDACTED, REDACTED_CHANGED, applied_body, apply_is_noop, drift_of, extract, for_display, normalize, same_object)
-from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import FIELD_MANAGER
 
 DESIRED = {
     "apiVersion": "apps/v1", "kind": "Deployment",
@@ -181,7 +181,7 @@ def test_after_a_dry_run_only_what_we_own_counts():
 
 
 def test_parse_quantity():
-    from ansible_collections.gitops.federation.plugins.module_utils.drift import parse_quantity
+    from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import parse_quantity
     assert parse_quantity("500m") == parse_quantity(0.5) == parse_quantity("0.5")
     assert parse_quantity("1Gi") == parse_quantity("1024Mi") == parse_quantity(2 ** 30)
     assert parse_quantity("1e3") == parse_quantity("1k") == parse_quantity(1000)

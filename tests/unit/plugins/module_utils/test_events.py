@@ -1,12 +1,12 @@
 """Unit tests of events: which results leave an Event, and what its message says."""
 
-from ansible_collections.gitops.federation.plugins.module_utils.events import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.events import (
     event_body,
     event_message,
     event_name,
     events_for_results,
 )
-from ansible_collections.gitops.federation.plugins.module_utils.status import normalize_results
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import normalize_results
 
 REV = "main@sha1:abc1234"
 

@@ -3,13 +3,13 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.federated_secrets import (
     desired_federated_secret,
     secret_manifests_for_cluster,
     secret_status_results,
     secret_view,
 )
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import InventoryCluster
 
 DATA = {"username": "Z2l0", "password": "czNjcmV0"}
 

@@ -1,7 +1,7 @@
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.field_diff import field_changes
-from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
+from ansible_collections.gitops.federation.plugins.module_utils.apply.field_diff import field_changes
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import FIELD_MANAGER
 
 OURS = {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
     'k:{"name":"app"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}

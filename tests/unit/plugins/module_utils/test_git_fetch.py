@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import (
     MASK,
     GitCredentials,
     GitSource,

@@ -3,14 +3,14 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import (
     applied_clusters,
     desired_objects,
     duration_seconds,
     owned_suspend,
     source_view,
 )
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import InventoryCluster
 
 CLUSTERS = [InventoryCluster("a-1", {"env": "prod"}), InventoryCluster("a-2", {"env": "prod"}),
             InventoryCluster("a-3", {"env": "dev"})]

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.health import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import (
     CURRENT, FAILED, IN_PROGRESS, assess, parse_health_checks)
 
 

@@ -1,4 +1,4 @@
-"""The sharded inventory (module_utils/inventory.py) against an in-memory ConfigMap store.
+"""The sharded inventory (module_utils/apply/inventory.py) against an in-memory ConfigMap store.
 
 The store stands in for the API only to count and inspect requests; cluster behaviour (1 MiB limit, real LIST)
 is proven in tests/integration/test_inventory_shards.py.
@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import inventory as inventory_module
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.apply import inventory as inventory_module
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.inventory import (
     INVENTORY_LABEL, Inventory, LegacyOwner, inventory_name, shard_name)
-from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import (
     OWNER_LABEL, ObjectRef, owner_label_value)
 
 OWNER = "gitops/team-a/app"

@@ -1,4 +1,4 @@
-"""The light import of the kubernetes library the sync modules use (plugins/module_utils/lazy_kubernetes.py).
+"""The light import of the kubernetes library the sync modules use (plugins/module_utils/k8s/lazy_kubernetes.py).
 
 Run in a fresh interpreter each: the light packages replace ``kubernetes`` in the process that installs them.
 """
@@ -13,9 +13,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..",
 PROBE = r"""
 import json, sys
 sys.path.insert(0, %(path)r)
-from ansible_collections.gitops.federation.plugins.module_utils import lazy_kubernetes
+from ansible_collections.gitops.federation.plugins.module_utils.k8s import lazy_kubernetes
 installed = lazy_kubernetes.install()
-from ansible_collections.gitops.federation.plugins.module_utils.client import ClusterClient, HAS_KUBERNETES
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ClusterClient, HAS_KUBERNETES
 kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
               "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1/", "insecure-skip-tls-verify": True}}],
               "users": [{"name": "u", "user": {"token": "t0ken"}}],

@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseTimeError, describe, expired
+from ansible_collections.gitops.federation.plugins.module_utils.federation.lease import LeaseTimeError, describe, expired
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.timezone.utc)
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import DEFAULT_LIMITS, GitSource, Limits
-from ansible_collections.gitops.federation.plugins.module_utils.render import find_kustomize, render_directory
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import DEFAULT_LIMITS, GitSource, Limits
+from ansible_collections.gitops.federation.plugins.module_utils.source.render import find_kustomize, render_directory
 
 MIB = 1024 * 1024
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  k: v\n"

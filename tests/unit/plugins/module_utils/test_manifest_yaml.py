@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.source import manifest_yaml
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle, stamp_owner
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import load_bundle, stamp_owner
 
 HEADER = "apiVersion: v1\nkind: X\nmetadata: {name: a}\n"
 
@@ -200,7 +200,7 @@ def test_cluster_sync_bundles_use_the_loader(tmp_path):
 
 
 def test_rendered_directories_and_substitution_use_kubectl_typing(tmp_path):
-    from ansible_collections.gitops.federation.plugins.module_utils.render import dump_bundle, render_directory
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import dump_bundle, render_directory
 
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy" / "cm.yaml").write_text(

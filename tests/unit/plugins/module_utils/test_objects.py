@@ -1,5 +1,5 @@
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import inventory_name
-from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.inventory import inventory_name
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import (
     ObjectRef, is_owned_by, owner_label_value, stamp_owner)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import (
     apply_object_overrides,
     apply_operation,
     apply_template_overrides,

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.placement import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import (
     InventoryCluster,
     parse_inventory_clusters,
     placement_from_options,

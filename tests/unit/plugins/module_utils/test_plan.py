@@ -1,9 +1,9 @@
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import Discovery, ResourceType
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import Discovery, ResourceType
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import OWNER_ANNOTATION, OWNER_LABEL
-from ansible_collections.gitops.federation.plugins.module_utils.plan import plan
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import OWNER_ANNOTATION, OWNER_LABEL
+from ansible_collections.gitops.federation.plugins.module_utils.apply.plan import plan
 
 DISCOVERY = Discovery([
     ResourceType("", "v1", "ConfigMap", "configmaps", True),

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
+from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
 
 
 def test_output_and_exit_code():

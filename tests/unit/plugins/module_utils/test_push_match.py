@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.push_match import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.push_match import (
     check_push, clear_sync_start, covered_by, mark_sync_start, match_source, select_targets)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

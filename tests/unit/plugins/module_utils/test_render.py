@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.render import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.render import (
     digest,
     dump_bundle,
     render_directory,
@@ -33,7 +33,7 @@ def names(result):
 
 
 def test_uses_libyaml_when_available():
-    from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
+    from ansible_collections.gitops.federation.plugins.module_utils.source import manifest_yaml
     if yaml.__with_libyaml__:
         assert manifest_yaml.HAS_LIBYAML and issubclass(manifest_yaml.Dumper, yaml.CSafeDumper)
 
@@ -261,7 +261,7 @@ def test_bundle_round_trip_digest_and_write(tmp_path):
 
 
 def test_ignore_rules_follow_gitignore_order_and_anchoring(tmp_path):
-    from ansible_collections.gitops.federation.plugins.module_utils.render import IgnoreRules, remove_ignored
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import IgnoreRules, remove_ignored
 
     rules = IgnoreRules("# docs and tests\n*.md\n/tests/\n!keep.md\nscratch/\n")
     assert rules.ignored("README.md", False) and rules.ignored("deploy/notes.md", False)
@@ -280,7 +280,7 @@ def test_ignore_rules_follow_gitignore_order_and_anchoring(tmp_path):
 def test_ignore_star_stays_within_one_directory_like_git(tmp_path):
     # Failed on the fnmatch rules: '*' crossed '/', so deploy/*.yaml also removed deploy/overlay/app.yaml,
     # which git (and Flux) keep.
-    from ansible_collections.gitops.federation.plugins.module_utils.render import IgnoreRules, remove_ignored
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import IgnoreRules, remove_ignored
 
     rules = IgnoreRules("deploy/*.yaml\n")
     assert rules.ignored("deploy/app.yaml", False)
@@ -294,7 +294,7 @@ def test_ignore_star_stays_within_one_directory_like_git(tmp_path):
 
 
 def test_ignored_manifests_are_not_rendered(tmp_path):
-    from ansible_collections.gitops.federation.plugins.module_utils.render import render_directory
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import render_directory
 
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n")

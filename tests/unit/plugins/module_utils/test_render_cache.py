@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import render, render_cache, sync_steps
+from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_steps
+from ansible_collections.gitops.federation.plugins.module_utils.source import render, render_cache
 
 
 def git(cwd, *args):

@@ -2,11 +2,11 @@
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import rollout, sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation import rollout, sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import (
     desired_objects, duration_seconds, source_view)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import InventoryCluster
 
 CLUSTERS = [InventoryCluster("canary-1", {"region": "us"}), InventoryCluster("eu-1", {"region": "eu"}),
             InventoryCluster("eu-2", {"region": "eu"}), InventoryCluster("us-1", {"region": "us"})]
@@ -172,7 +172,7 @@ def test_a_rolled_back_revision_is_held_until_the_commit_or_the_source_changes_o
 
 
 def test_the_plan_holds_a_rolled_back_revision_and_renders_nothing_for_it():
-    from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import plan_rollouts
+    from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import plan_rollouts
 
     source = view(status={"rollout": {"held": {"revision": "main@sha1:bad", "generation": 3, "ring": "canary"},
                                       "lastHealthy": {"eu-1": "main@sha1:good"}}})
@@ -187,7 +187,7 @@ def test_the_plan_holds_a_rolled_back_revision_and_renders_nothing_for_it():
 
 
 def test_the_plan_renders_each_clusters_last_healthy_revision_for_rollback(monkeypatch):
-    from ansible_collections.gitops.federation.plugins.module_utils import sync_steps
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_steps
 
     jobs = []
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.scm_webhooks import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.scm_webhooks import (
     ScmApi, default_api_url, ensure_webhook, hook_url, secret_id)
 
 SECRET = "hook-secret-0123456789"

@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.secret_data import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.secret_data import (
     build_data,
     data_keys,
     encode,

@@ -1,10 +1,10 @@
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import Discovery, ResourceType
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import Discovery, ResourceType
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef
-from ansible_collections.gitops.federation.plugins.module_utils.plan import plan
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import ObjectRef
+from ansible_collections.gitops.federation.plugins.module_utils.apply.plan import plan
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import (
     ALL, SourcePolicy, effective_policy, policies_from_projects)
 
 DISCOVERY = Discovery([

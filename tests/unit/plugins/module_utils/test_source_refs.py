@@ -1,7 +1,7 @@
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs, parse_ref
+from ansible_collections.gitops.federation.plugins.module_utils.source.source_refs import override_refs, parse_ref
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -6,8 +6,8 @@ import re
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy
-from ansible_collections.gitops.federation.plugins.module_utils.status import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import (
     apply_policy,
     build_source_status,
     build_status,
@@ -253,7 +253,7 @@ def test_many_clusters_are_named_up_to_a_few():
 
 
 def test_every_reason_the_code_sets_is_documented():
-    from ansible_collections.gitops.federation.plugins.module_utils import status
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import status
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
     with open(os.path.join(root, "docs", "resources.md")) as handle:
         docs = handle.read()

@@ -1,4 +1,4 @@
-"""Handing a sync run from job to job (plugins/module_utils/sync_handoff.py), against an in-memory store of
+"""Handing a sync run from job to job (plugins/module_utils/federation/sync_handoff.py), against an in-memory store of
 Secrets and Leases; the workflow against real clusters is tests/integration/test_awx_workflow.py."""
 
 import copy
@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import sync_handoff, sync_run
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, ResourceType
+from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_handoff, sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError, ResourceType
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 
 NOW = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -231,7 +231,7 @@ def test_objects_of_runs_that_never_recorded_are_collected_once_their_leases_are
 
 
 def test_sources_with_rollout_rings_leave_a_stored_run_as_failed():
-    from ansible_collections.gitops.federation.plugins.module_utils.sync_handoff import RINGS_REFUSED, refuse_rings
+    from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_handoff import RINGS_REFUSED, refuse_rings
     plan = {"sources": [
         {"key": "a/ringed", "ready": True, "rings": [{"name": "canary"}], "clusters": {"c1": {"bundle": "/x"}}},
         {"key": "a/plain", "ready": True, "rings": [], "clusters": {"c1": {"bundle": "/y"}}}]}

@@ -1,7 +1,7 @@
 """Unit tests of sync recording helpers that need no cluster."""
 
-from ansible_collections.gitops.federation.plugins.module_utils.status import normalize_results
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import default_placed
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import normalize_results
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_record import default_placed
 
 
 def test_default_placement_is_the_results_plus_what_the_status_lists():

@@ -1,4 +1,4 @@
-from ansible_collections.gitops.federation.plugins.module_utils.sync_report import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_report import (
     drift, drift_markdown, preview, preview_markdown)
 
 PLAN = {"sources": [

@@ -1,8 +1,8 @@
-"""The steps of a sync run that need no cluster (plugins/module_utils/sync_steps.py)."""
+"""The steps of a sync run that need no cluster (plugins/module_utils/federation/sync_steps.py)."""
 
-from ansible_collections.gitops.federation.plugins.module_utils import sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_run
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.sync_steps import bundle_path, failed_report, trigger_phrase
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import bundle_path, failed_report, trigger_phrase
 
 
 def test_bundles_are_kept_per_management_cluster():

@@ -3,8 +3,8 @@ import datetime
 import pytest
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster
-from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import InventoryCluster
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_windows import (
     CronSchedule, apply_windows, decide, parse_duration, parse_windows, window_condition)
 
 UTC = datetime.timezone.utc
@@ -159,7 +159,7 @@ def test_apply_windows_takes_closed_clusters_out_of_the_work_unless_forced():
 
 
 def test_secrets_follow_project_and_cluster_windows_but_not_source_windows():
-    from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import closed_secrets
+    from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_windows import closed_secrets
 
     clusters = [InventoryCluster("c1", {"env": "prod"}), InventoryCluster("c2", {"env": "dev"})]
     now = at("2026-11-27 10:00")

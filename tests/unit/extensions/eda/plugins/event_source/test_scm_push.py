@@ -16,7 +16,7 @@ import ssl
 import aiohttp
 import pytest
 
-from ansible_collections.gitops.federation.plugins.module_utils import push_match
+from ansible_collections.gitops.federation.plugins.module_utils.federation import push_match
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))))))

@@ -26,9 +26,9 @@ import re
 import threading
 import time
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 LEASE_API = "coordination.k8s.io/v1"
 

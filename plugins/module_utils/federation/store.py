@@ -16,10 +16,10 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
-from ansible_collections.gitops.federation.plugins.module_utils.drift import drift_of, for_display, without_nulls
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import drift_of, for_display, without_nulls
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import (
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, dump_yaml)
 
 GROUP = "types.kubefed.io"

@@ -17,9 +17,9 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.gitops.federation.plugins.module_utils.drift import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import (
     REDACTED, REDACTED_CHANGED, comparable, extract, owned_fields)
-from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import FIELD_MANAGER
 
 MAX_VALUE = 200  # characters of a value shown in a report
 

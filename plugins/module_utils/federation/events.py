@@ -22,8 +22,8 @@ __metaclass__ = type
 
 import hashlib
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
-from ansible_collections.gitops.federation.plugins.module_utils.status import (
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import (
     APPLIED, DELETED, FAILED, SUSPENDED, UNREACHABLE, counts_phrase, shorten, writes)
 
 COMPONENT = "gitops-federation"

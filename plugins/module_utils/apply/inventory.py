@@ -34,9 +34,9 @@ import hashlib
 import json
 import re
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import (
     FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION, OWNER_LABEL, ObjectRef, owner_label_value)
 
 INVENTORY_LABEL = "gitops.federation/inventory"

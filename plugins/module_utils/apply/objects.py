@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections import namedtuple
 
-from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.source import manifest_yaml
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 
 try:

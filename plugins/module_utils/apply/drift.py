@@ -24,7 +24,7 @@ import json
 import re
 from fractions import Fraction
 
-from ansible_collections.gitops.federation.plugins.module_utils.objects import FIELD_MANAGER
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import FIELD_MANAGER
 
 # Fields the server maintains on every write; they never count as drift.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink")

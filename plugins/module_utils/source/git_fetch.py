@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit, urlunsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
+from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
 
 try:
     import semantic_version

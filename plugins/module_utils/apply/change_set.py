@@ -12,8 +12,8 @@ __metaclass__ = type
 
 import threading
 
-from ansible_collections.gitops.federation.plugins.module_utils.drift import for_display
-from ansible_collections.gitops.federation.plugins.module_utils.objects import dump_yaml
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import for_display
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import dump_yaml
 
 CREATED = "created"
 CONFIGURED = "configured"
@@ -91,7 +91,7 @@ class ChangeSet:
 
     def field_changes(self):
         """Entries of the writes with, for configured objects, the owned fields that change (field_diff)."""
-        from ansible_collections.gitops.federation.plugins.module_utils.field_diff import field_changes
+        from ansible_collections.gitops.federation.plugins.module_utils.apply.field_diff import field_changes
 
         entries = []
         for change in sorted(self._changes, key=lambda c: (ACTIONS.index(c.action), c.ref)):

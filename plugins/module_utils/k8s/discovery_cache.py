@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import Discovery, ResourceType
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import Discovery, ResourceType
 
 DEFAULT_TTL = 300
 FORMAT = 1

@@ -41,10 +41,10 @@ import shutil
 import tempfile
 import zlib
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.lease import LEASE_API, expired, LeaseTimeError
-from ansible_collections.gitops.federation.plugins.module_utils.objects import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from ansible_collections.gitops.federation.plugins.module_utils.federation.lease import LEASE_API, expired, LeaseTimeError
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 RUN_LABEL = "gitops.federation/run"
 PART_LABEL = "gitops.federation/run-part"
@@ -430,7 +430,7 @@ def reconcile_run(client, management_client, run, cluster, check_mode=False, con
     ``connection_error``: the cluster's connection settings did not load (client None); it is reported as the
     failure of all of its work. Returns sync_steps.reconcile's dict plus ``stored`` (the result Secrets written)."""
     # Imported here: sync_steps imports the apply engine, which the plan job's publish step does not need.
-    from ansible_collections.gitops.federation.plugins.module_utils import sync_steps
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_steps
 
     plan = load_plan(management_client, run)
     with BundleDirectory() as directory:
@@ -449,7 +449,7 @@ def reconcile_run(client, management_client, run, cluster, check_mode=False, con
 def missing_reports(plan, reports, hosts):
     """Failed reports for the clusters that have work in the plan but no stored result (their apply job failed
     before reconciling them, was cancelled, or left them out with its limit): they show in status as Failed."""
-    from ansible_collections.gitops.federation.plugins.module_utils import sync_run, sync_steps
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_run, sync_steps
 
     secret_hosts = set()
     for secret in plan.get("secrets") or []:
@@ -470,7 +470,7 @@ def missing_reports(plan, reports, hosts):
 def record_run(client, run, hosts, check_mode=False, trigger=None):
     """Record job: status and events from the stored results (clusters without one recorded as failed), the
     Leases released, then every object of the run deleted (not in check mode)."""
-    from ansible_collections.gitops.federation.plugins.module_utils import sync_steps
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_steps
 
     plan = load_plan(client, run)
     reports = load_reports(client, run)

@@ -23,16 +23,16 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.engine import Engine, SyncOptions
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     API_VERSION, FEDERATED_SECRET, FEDERATED_SECRET_LABEL, FederationStore, managed_labels)
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory, LegacyOwner
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.inventory import Inventory, LegacyOwner
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import InventoryCluster, resolve_placement
-from ansible_collections.gitops.federation.plugins.module_utils.secret_data import data_keys
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import InventoryCluster, resolve_placement
+from ansible_collections.gitops.federation.plugins.module_utils.federation.secret_data import data_keys
 
 # Owner ids are disjoint by subject kind: a source is gitops/<namespace>/<source> (exactly three segments
 # under "gitops/"), a project's federated secrets gitops-secrets/<namespace>. Releases before this one used

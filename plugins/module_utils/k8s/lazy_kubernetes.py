@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Import only the parts of the kubernetes library the cluster client uses (about 0.5 s less per module run).
 
-``import kubernetes`` loads every API class and about 700 model classes. ``module_utils/client.py`` needs
+``import kubernetes`` loads every API class and about 700 model classes. ``module_utils/k8s/client.py`` needs
 four parts: ``client.Configuration``, the REST layer (``client.rest``), ``client.exceptions`` and the
 kubeconfig loaders (``config.kube_config``, ``config.incluster_config``). ``install()``, called by a module
 before anything imports ``kubernetes``, registers light ``kubernetes``, ``kubernetes.client`` and

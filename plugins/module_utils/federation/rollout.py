@@ -29,12 +29,12 @@ import hashlib
 import json
 import time
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, assess
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import inventory_name
-from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef, owner_selector
-from ansible_collections.gitops.federation.plugins.module_utils.placement import selector_matches
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import CURRENT, assess
+from ansible_collections.gitops.federation.plugins.module_utils.apply.inventory import inventory_name
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import ObjectRef, owner_selector
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import selector_matches
 
 LAST_HEALTHY_ANNOTATION = "gitops.federation/last-healthy"
 # Bake re-checks health this often (and once more at its end).

@@ -18,7 +18,7 @@ import inspect
 import json
 import os
 
-from ansible_collections.gitops.federation.plugins.module_utils import manifest_yaml, render
+from ansible_collections.gitops.federation.plugins.module_utils.source import manifest_yaml, render
 
 # Bump when the bundle a render writes changes for the same inputs in a way the code digest cannot see.
 STAMP_FORMAT = 1

@@ -32,17 +32,17 @@ __metaclass__ = type
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.gitops.federation.plugins.module_utils import change_set as actions
-from ansible_collections.gitops.federation.plugins.module_utils.change_set import ChangeSet
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, split_api_version
-from ansible_collections.gitops.federation.plugins.module_utils.drift import drift_of
+from ansible_collections.gitops.federation.plugins.module_utils.apply import change_set as actions
+from ansible_collections.gitops.federation.plugins.module_utils.apply.change_set import ChangeSet
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError, split_api_version
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import drift_of
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.health import CURRENT, FAILED, assess
-from ansible_collections.gitops.federation.plugins.module_utils.inventory import Inventory
-from ansible_collections.gitops.federation.plugins.module_utils.objects import (
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import CURRENT, FAILED, assess
+from ansible_collections.gitops.federation.plugins.module_utils.apply.inventory import Inventory
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import (
     FIELD_MANAGER, OWNER_ANNOTATION, ObjectRef, is_owned_by, owner_selector)
-from ansible_collections.gitops.federation.plugins.module_utils.plan import plan, tier_of
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import ALL, SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.apply.plan import plan, tier_of
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import ALL, SourcePolicy
 
 APPLY_CONCURRENCY = 8
 CRD_ESTABLISH_TIMEOUT = 60

@@ -12,12 +12,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.events import WARNING, EventRecorder, events_for_results
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.events import WARNING, EventRecorder, events_for_results
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
-from ansible_collections.gitops.federation.plugins.module_utils.status import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import (
     DELETED, READY, SUSPENDED, apply_policy, build_source_status, build_status, normalize_results, set_condition,
     status_changed, utc_now)
 

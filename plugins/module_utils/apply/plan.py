@@ -10,12 +10,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gitops.federation.plugins.module_utils.client import split_api_version
-from ansible_collections.gitops.federation.plugins.module_utils.drift import normalize
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import split_api_version
+from ansible_collections.gitops.federation.plugins.module_utils.apply.drift import normalize
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import expand_lists
-from ansible_collections.gitops.federation.plugins.module_utils.objects import ObjectRef, stamp_owner
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import ALL, SourcePolicy
+from ansible_collections.gitops.federation.plugins.module_utils.source.manifest_yaml import expand_lists
+from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import ObjectRef, stamp_owner
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import ALL, SourcePolicy
 
 CRD_GROUP = "apiextensions.k8s.io"
 

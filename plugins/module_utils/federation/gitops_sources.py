@@ -19,15 +19,15 @@ import math
 import re
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     API_VERSION, FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, managed_labels)
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import (
     apply_template_overrides, normalize_overrides, override_cluster_names, target_operations)
-from ansible_collections.gitops.federation.plugins.module_utils.placement import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.placement import (
     placement_from_options, resolve_placement)
-from ansible_collections.gitops.federation.plugins.module_utils.rollout import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.rollout import (
     assign_rings, parse_rings, render_digest, ring_plan)
-from ansible_collections.gitops.federation.plugins.module_utils.status import DELETED
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import DELETED
 
 SOURCE_OWNER = "gitops/%s/%s"
 DEFAULT_SCM = "github"

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import SemverRange, parse_version
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import SemverRange, parse_version
 
 # Same rule as the event source plugin (extensions/eda/plugins/event_source/scm_push.py); a unit test keeps
 # the two in step.

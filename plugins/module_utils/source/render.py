@@ -41,9 +41,9 @@ except ImportError:  # reported when a source sets ignore
     HAS_PATHSPEC = False
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import Limits, minimal_env
-from ansible_collections.gitops.federation.plugins.module_utils.process import ProcessTimeout, run_bounded
-from ansible_collections.gitops.federation.plugins.module_utils.manifest_yaml import (
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import Limits, minimal_env
+from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
+from ansible_collections.gitops.federation.plugins.module_utils.source.manifest_yaml import (
     dump_all,
     expand_lists,
     load_documents,

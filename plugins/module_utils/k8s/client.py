@@ -200,7 +200,7 @@ def connect(auth, name=None, cache_dir=None):
     cache = None
     if cache_dir:
         # Imported here: discovery_cache builds on this file.
-        from ansible_collections.gitops.federation.plugins.module_utils.discovery_cache import DiscoveryCache
+        from ansible_collections.gitops.federation.plugins.module_utils.k8s.discovery_cache import DiscoveryCache
 
         cache = DiscoveryCache(os.path.join(cache_dir, "discovery"))
     return ClusterClient(auth, name=name, discovery_cache=cache)
@@ -220,7 +220,7 @@ class ClusterClient:
         self._rest = k8s_client.ApiClient(self.configuration).rest_client
         self._lock = threading.Lock()
         self._discovery = None
-        # A DiscoveryCache (module_utils/discovery_cache.py) keeps discovery on disk between module runs.
+        # A DiscoveryCache (module_utils/k8s/discovery_cache.py) keeps discovery on disk between module runs.
         self.discovery_cache = discovery_cache
         self.requests = Counter()
         self.retry_attempts = RETRY_ATTEMPTS

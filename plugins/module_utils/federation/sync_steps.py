@@ -26,25 +26,26 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.gitops.federation.plugins.module_utils import render_cache, rollout, sync_run
-from ansible_collections.gitops.federation.plugins.module_utils.client import ApiError, connect
-from ansible_collections.gitops.federation.plugins.module_utils.engine import Engine, SyncOptions
+from ansible_collections.gitops.federation.plugins.module_utils.federation import rollout, sync_run
+from ansible_collections.gitops.federation.plugins.module_utils.source import render_cache
+from ansible_collections.gitops.federation.plugins.module_utils.k8s.client import ApiError, connect
+from ansible_collections.gitops.federation.plugins.module_utils.apply.engine import Engine, SyncOptions
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.federated_secrets import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.federated_secrets import (
     propagate_secrets, secret_status_results, secret_view)
-from ansible_collections.gitops.federation.plugins.module_utils.federation import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.store import (
     FEDERATED_GIT_REPOSITORY, FEDERATED_KUSTOMIZATION, FEDERATED_SECRET, FederationStore)
-from ansible_collections.gitops.federation.plugins.module_utils.gitops_sources import source_view
-from ansible_collections.gitops.federation.plugins.module_utils.health import parse_health_checks
-from ansible_collections.gitops.federation.plugins.module_utils.lease import LeaseKeeper, SyncLease
-from ansible_collections.gitops.federation.plugins.module_utils.overrides import apply_object_overrides
-from ansible_collections.gitops.federation.plugins.module_utils.plan import plan as plan_bundle
-from ansible_collections.gitops.federation.plugins.module_utils.secret_data import git_credentials
-from ansible_collections.gitops.federation.plugins.module_utils.source_policy import SourcePolicy, effective_policy
-from ansible_collections.gitops.federation.plugins.module_utils.source_refs import override_refs
-from ansible_collections.gitops.federation.plugins.module_utils.status import READY, set_condition, utc_now
-from ansible_collections.gitops.federation.plugins.module_utils.sync_record import record_condition, record_sync
-from ansible_collections.gitops.federation.plugins.module_utils.sync_windows import (
+from ansible_collections.gitops.federation.plugins.module_utils.federation.gitops_sources import source_view
+from ansible_collections.gitops.federation.plugins.module_utils.apply.health import parse_health_checks
+from ansible_collections.gitops.federation.plugins.module_utils.federation.lease import LeaseKeeper, SyncLease
+from ansible_collections.gitops.federation.plugins.module_utils.federation.overrides import apply_object_overrides
+from ansible_collections.gitops.federation.plugins.module_utils.apply.plan import plan as plan_bundle
+from ansible_collections.gitops.federation.plugins.module_utils.federation.secret_data import git_credentials
+from ansible_collections.gitops.federation.plugins.module_utils.apply.source_policy import SourcePolicy, effective_policy
+from ansible_collections.gitops.federation.plugins.module_utils.source.source_refs import override_refs
+from ansible_collections.gitops.federation.plugins.module_utils.federation.status import READY, set_condition, utc_now
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_record import record_condition, record_sync
+from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_windows import (
     apply_windows, closed_secrets, window_condition)
 
 
@@ -155,8 +156,8 @@ def take_leases(client, sources, projects, holder, duration, wait_timeout, check
 def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mode):
     """Fetch and render each job (loop-result-shaped outcomes with revision and bundle)."""
     # Imported here: only this step fetches and renders (the other steps do not pay for these imports).
-    from ansible_collections.gitops.federation.plugins.module_utils.git_fetch import GitCredentials, GitSource
-    from ansible_collections.gitops.federation.plugins.module_utils.render import bundle_changed, digest, write_bundle
+    from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import bundle_changed, digest, write_bundle
 
     results, warnings, rendered = [], [], {}
     for job in jobs:
@@ -204,7 +205,7 @@ def render_sources(jobs, credentials, bundle_dir, server, git_options, check_mod
 def _render_once(source, render, dest, git_options, check_mode, warnings):
     """(revision, bundle text, stamp key or None): the bundle on disk when it was rendered from the same
     inputs and the ref still points at its commit (render_cache.py), else a checkout and a render."""
-    from ansible_collections.gitops.federation.plugins.module_utils.render import dump_bundle, render_directory
+    from ansible_collections.gitops.federation.plugins.module_utils.source.render import dump_bundle, render_directory
 
     ref = render.get("ref") or None
     key = commit = None
@@ -335,7 +336,7 @@ def plan_rollouts(plan, sources, credentials, bundle_dir, server, git_options, c
 
 def _validate_source(client, work):
     """The engine's own validation of one source's bundle (no request but discovery); raise if refused."""
-    from ansible_collections.gitops.federation.plugins.module_utils.objects import load_bundle
+    from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import load_bundle
 
     objects = load_bundle(work["bundle"])
     if work.get("overrides"):
