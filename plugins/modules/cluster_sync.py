@@ -376,11 +376,11 @@ def run_module(module):
     params = module.params
     policy = source_policy(params)
     options = module.sync_options(policy=policy,
-        owner=params["owner"], namespace=params["namespace"], prune=params["prune"], wait=params["wait"],
-        wait_timeout=params["wait_timeout"], force_conflicts=params["force_conflicts"],
-        allow_cluster_scoped=params["allow_cluster_scoped"], allow_empty=params["allow_empty"],
-        revision=params["revision"], foreign_namespace=params["foreign_namespace"],
-        health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"])
+                                  owner=params["owner"], namespace=params["namespace"], prune=params["prune"], wait=params["wait"],
+                                  wait_timeout=params["wait_timeout"], force_conflicts=params["force_conflicts"],
+                                  allow_cluster_scoped=params["allow_cluster_scoped"], allow_empty=params["allow_empty"],
+                                  revision=params["revision"], foreign_namespace=params["foreign_namespace"],
+                                  health_checks=parse_health_checks(params["health_checks"]), create_namespace=params["create_namespace"])
     client = module.client()
     if policy is not None and policy.impersonated_user:
         client = client.impersonating(policy.impersonated_user)

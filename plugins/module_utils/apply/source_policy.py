@@ -190,7 +190,7 @@ class SourcePolicy:
                 problems.append("cluster-scoped kinds %s" % ", ".join(extra))
         if not _covers(self.namespaces, claim.namespaces):
             extra = "all" if claim.namespaces == ALL else ", ".join(n for n in claim.namespaces
-                                                                      if n not in self.namespaces)
+                                                                    if n not in self.namespaces)
             problems.append("namespaces %s" % extra)
         if claim.prune_crds and not self.prune_crds:
             problems.append("pruning CRDs")

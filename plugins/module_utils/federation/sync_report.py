@@ -134,8 +134,8 @@ def preview_markdown(summary):
                 lines.append("| %s | error: %s | | | |" % (row["cluster"], row["error"].replace("|", "\\|")[:300]))
                 continue
             lines.append("| %s | %d | %d | %d | %d |" % (row["cluster"], len(row["created"]), len(row["changed"]),
-                                                        len(row["pruned"]) + len(row["deleted"]),
-                                                        row["counts"].get("unchanged", 0)))
+                                                         len(row["pruned"]) + len(row["deleted"]),
+                                                         row["counts"].get("unchanged", 0)))
         lines.append("")
         for row in source["clusters"]:
             if row["outcome"] != CHANGES:
@@ -146,7 +146,7 @@ def preview_markdown(summary):
                 lines.append("- %s %s" % ("recreated" if change["recreated"] else "changed", _code(change["subject"])))
                 for field in change["fields"]:
                     lines.append("  - %s: %s → %s" % (_code(field["path"]), _code(_value(field["before"])),
-                                                     _code(_value(field["after"]))))
+                                                      _code(_value(field["after"]))))
             lines += ["- pruned %s" % _code(s) for s in row["pruned"]]
             lines += ["- deleted %s (the cluster left the placement)" % _code(s) for s in row["deleted"]]
             lines += ["", "</details>", ""]

@@ -614,11 +614,11 @@ def _sync_source(client, item, objects, create_namespace, force_conflicts, check
         # ServiceAccount: the API server's RBAC bounds what the source can do.
         client = client.impersonating(policy.impersonated_user)
     options = SyncOptions(policy=policy,
-        owner=item["owner"], namespace=item["namespace"], prune=item.get("prune", True), wait=item.get("wait", False),
-        wait_timeout=item.get("wait_timeout") or 300, revision=item.get("revision"),
-        force_conflicts=force_conflicts or bool(item.get("force_conflicts")),
-        health_checks=parse_health_checks(item.get("health_checks") or None),
-        create_namespace=create_namespace and item["state"] == "present", check_mode=check_mode)
+                          owner=item["owner"], namespace=item["namespace"], prune=item.get("prune", True), wait=item.get("wait", False),
+                          wait_timeout=item.get("wait_timeout") or 300, revision=item.get("revision"),
+                          force_conflicts=force_conflicts or bool(item.get("force_conflicts")),
+                          health_checks=parse_health_checks(item.get("health_checks") or None),
+                          create_namespace=create_namespace and item["state"] == "present", check_mode=check_mode)
     engine = Engine(client, options)
     try:
         result = engine.teardown() if item["state"] == "absent" else engine.sync(copy.deepcopy(objects))

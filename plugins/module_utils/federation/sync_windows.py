@@ -131,7 +131,7 @@ class SyncWindow:
         unknown = sorted(set(raw) - _KEYS)
         if unknown:
             raise FederationError("%s: unknown key%s %s (known: %s)" % (where, "s" if len(unknown) > 1 else "",
-                                                                       ", ".join(unknown), ", ".join(sorted(_KEYS))))
+                                                                        ", ".join(unknown), ", ".join(sorted(_KEYS))))
         self.name = str(raw.get("name") or "%s-%d" % (raw.get("kind") or "window", index))
         where = "%s (%s)" % (where, self.name)
         self.kind = raw.get("kind")
@@ -177,7 +177,7 @@ class SyncWindow:
 
     def describe(self):
         return "%s window %s (%r for %s, %s)" % (self.kind, self.name, self.schedule.text,
-                                                _format_minutes(self.duration), self.timezone_name)
+                                                 _format_minutes(self.duration), self.timezone_name)
 
 
 def _zone(name, where):
@@ -235,7 +235,10 @@ class Decision:
 def decide(windows, now, namespace, source, cluster, labels):
     """Whether the windows block syncing ``namespace/source`` to ``cluster`` at ``now`` (an aware datetime)."""
     applicable = [w for w in windows if w.applies(namespace, source, cluster, labels)]
-    stamp = lambda moment, window: moment.astimezone(window.timezone).strftime("%Y-%m-%d %H:%M %Z")  # noqa: E731
+
+    def stamp(moment, window):
+        return moment.astimezone(window.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
     for window in applicable:
         if window.kind == DENY:
             opened = window.opened_at(now)
@@ -281,7 +284,7 @@ def apply_windows(sources, windows, clusters, now, force=False):
         for cluster in note["blocked"]:
             del source["clusters"][cluster]
             for render in source.get("renders") or []:
-                if cluster in render.get("clusters") or []:
+                if cluster in (render.get("clusters") or []):
                     render["clusters"].remove(cluster)
         if note["blocked"]:
             # Keep each render's id (the clusters' settings point at it); a render no cluster uses is not fetched.

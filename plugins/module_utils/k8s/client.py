@@ -301,7 +301,7 @@ class ClusterClient:
             # A certificate the client does not trust stays untrusted: no retry.
             reason = "TLSError" if isinstance(_root_cause(exc), urllib3.exceptions.SSLError) else "ConnectionError"
             raise ApiError(0, reason, "cannot reach the API server %s: %s" % (self.server,
-                                                                                       connection_cause(exc)),
+                                                                              connection_cause(exc)),
                            method=method, path=path)
         data = response.data
         return json.loads(data) if data else None

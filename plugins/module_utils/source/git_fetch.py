@@ -373,7 +373,7 @@ class Limits:
         unknown = sorted(set(value) - set(DEFAULT_LIMITS))
         if unknown:
             raise FederationError("%s: unknown limit %s (known: %s)" % (option, ", ".join(unknown),
-                                                                      ", ".join(sorted(DEFAULT_LIMITS))))
+                                                                        ", ".join(sorted(DEFAULT_LIMITS))))
         return cls(option=option, **value)
 
     def exceeded(self, what, name, found):

@@ -74,7 +74,7 @@ def override_refs(sources, override):
         if unknown:
             raise FederationError("ref_override names sources that are not in this run's scope: %s (in scope: %s)"
                                   % (", ".join(unknown), ", ".join("%s/%s" % (s["namespace"], s["name"])
-                                                                    for s in sources) or "none"))
+                                                                   for s in sources) or "none"))
         return
     for source in sources:
         _set(source, override, "ref_override")

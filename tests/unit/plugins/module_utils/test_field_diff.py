@@ -38,9 +38,10 @@ def test_a_hand_edit_names_the_manager_that_owns_the_field_now():
 
 def test_secret_values_are_redacted_but_the_changed_key_is_named():
     fields = {"f:data": {"f:password": {}, "f:user": {}}}
-    secret = lambda password: {"apiVersion": "v1", "kind": "Secret", "metadata": {  # noqa: E731
-        "name": "s", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
-        "data": {"password": password, "user": "YWRtaW4="}}
+    def secret(password):
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": "s", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
+            "data": {"password": password, "user": "YWRtaW4="}}
     changes = field_changes(secret("b2xk"), secret("bmV3"))
     assert [c["path"] for c in changes] == ["data.password"]
     assert "b2xk" not in repr(changes) and "bmV3" not in repr(changes)
@@ -50,8 +51,9 @@ def test_secret_values_are_redacted_but_the_changed_key_is_named():
 def test_a_field_we_stop_setting_shows_as_removed():
     ours_before = {"f:data": {"f:a": {}, "f:b": {}}}
     ours_after = {"f:data": {"f:a": {}}}
-    cm = lambda data, fields: {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {  # noqa: E731
-        "name": "c", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
-        "data": data}
+    def cm(data, fields):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "c", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
+            "data": data}
     changes = field_changes(cm({"a": "1", "b": "2"}, ours_before), cm({"a": "1"}, ours_after))
     assert changes == [dict(path="data.b", before="2", after=None, managers=[])]

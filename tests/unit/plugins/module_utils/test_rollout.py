@@ -15,7 +15,8 @@ RINGS = [{"name": "canary", "clusters": ["canary-1"]},
          {"name": "rest"}]
 
 
-def view(rings=RINGS, placement=None, status=None, wait=False):
+def view(rings=None, placement=None, status=None, wait=False):
+    rings = RINGS if rings is None else rings
     git, kustomization = desired_objects("web", "team-a", "https://git.example.com/web.git", wait=wait,
                                          placement=placement or {"clusterSelector": {}}, rollout=rings)
     for obj in (git, kustomization):

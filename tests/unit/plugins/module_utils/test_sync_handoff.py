@@ -83,7 +83,7 @@ def _matches(obj, selector):
     for term in (selector or "").split(","):
         if not term:
             continue
-        key, _, value = term.partition("=")
+        key, unused, value = term.partition("=")
         if key not in labels or (value and labels[key] != value):
             return False
     return True

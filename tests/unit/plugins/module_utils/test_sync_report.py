@@ -7,7 +7,7 @@ PLAN = {"sources": [
     dict(key="team/off", namespace="team", name="off", suspended=True, ready=False, clusters={}),
 ]}
 CHANGED = dict(report={"sources": {}}, details={"team/app": dict(state="present", counts={"configured": 1,
-                                                                                       "pruned": 1, "unchanged": 2},
+                                                                                          "pruned": 1, "unchanged": 2},
                                                                  changes=[
     dict(subject="ConfigMap team/settings", action="configured",
          fields=[dict(path="data.LOG_LEVEL", before="info", after="debug", managers=["kubectl-edit (Update)"])]),
