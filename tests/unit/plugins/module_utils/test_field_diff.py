@@ -38,6 +38,7 @@ def test_a_hand_edit_names_the_manager_that_owns_the_field_now():
 
 def test_secret_values_are_redacted_but_the_changed_key_is_named():
     fields = {"f:data": {"f:password": {}, "f:user": {}}}
+
     def secret(password):
         return {"apiVersion": "v1", "kind": "Secret", "metadata": {
             "name": "s", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
@@ -51,6 +52,7 @@ def test_secret_values_are_redacted_but_the_changed_key_is_named():
 def test_a_field_we_stop_setting_shows_as_removed():
     ours_before = {"f:data": {"f:a": {}, "f:b": {}}}
     ours_after = {"f:data": {"f:a": {}}}
+
     def cm(data, fields):
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": "c", "managedFields": [{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": fields}]},
