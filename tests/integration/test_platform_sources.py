@@ -201,8 +201,9 @@ def test_a_platform_source_is_synced_resynced_pruned_and_torn_down_on_two_cluste
         assert status["scope"] == "platform"
         assert status["platform"]["namespaces"] == sorted(["kube-system", "mon-" + addons.namespace])
         assert condition(status, "Propagation")["status"] == "True"
-        # kubectl shows the scope (printer column) and so does the status playbook.
-        listed = env.kubectl(MANAGEMENT, "get", "federatedkustomization", "-n", addons.namespace).stdout
+        # kubectl shows the scope (printer column, -o wide) and so does the status playbook.
+        listed = env.kubectl(MANAGEMENT, "get", "federatedkustomization", "-n", addons.namespace,
+                             "-o", "wide").stdout
         assert re.search(r"^SCOPE|\sSCOPE\s", listed, re.M) and " platform " in listed, listed
         rows = status_rows(ok(playbook("status", addons.inventory, {"project": addons.namespace})))
         assert rows[0].split()[2] == "SCOPE"
