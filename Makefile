@@ -54,7 +54,10 @@ deps: system-packages venv binaries collection-link
 
 ## -- tests -------------------------------------------------------------------------------------
 
-test: deps unit integration sanity lint molecule
+# The quick checks first; then the cluster tests and the Molecule scenarios side by side (each starts its own
+# local clusters; both spend most of their time waiting on API servers, rollouts and bakes, not on the CPU).
+test: deps unit sanity lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=line integration molecule
 
 unit: venv collection-link
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
