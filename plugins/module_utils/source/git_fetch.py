@@ -436,13 +436,7 @@ class GitSource:
         ``ref`` is a mapping with one of branch/tag/semver/commit (none: the remote's default branch).
         Credential files exist only while git runs, not while the caller reads the working tree.
         """
-        kind, value = normalize_ref(ref)
-        self._deadline = time.monotonic() + self.timeout
-        try:
-            os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
-        except OSError as err:
-            raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
-        remove_stale_credential_dirs(self.tmp_dir)
+        kind, value = self._start(ref)
         with self._lock():
             with self._credential_env():
                 checkout = self._sync(kind, value)
@@ -452,6 +446,16 @@ class GitSource:
         """(revision, commit) that ``ref`` points at on the remote now, with one ``git ls-remote`` (the access
         proof every run makes), without touching the cached clone. ``commit`` is None when it cannot be known
         without the clone: an abbreviated commit ref."""
+        kind, value = self._start(ref)
+        with self._credential_env():
+            ref_name, commit, ref_type = self._resolve_remote(kind, value)
+        if ref_type == "commit":
+            commit = value.lower() if re.match(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", value) else None
+        return (format_revision(ref_name, commit) if commit else None), commit
+
+    def _start(self, ref):
+        """The (kind, value) of ref, with this operation's deadline set, the cache directory made and the
+        credential directories of killed runs removed."""
         kind, value = normalize_ref(ref)
         self._deadline = time.monotonic() + self.timeout
         try:
@@ -459,11 +463,7 @@ class GitSource:
         except OSError as err:
             raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
         remove_stale_credential_dirs(self.tmp_dir)
-        with self._credential_env():
-            ref_name, commit, ref_type = self._resolve_remote(kind, value)
-        if ref_type == "commit":
-            commit = value.lower() if re.match(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", value) else None
-        return (format_revision(ref_name, commit) if commit else None), commit
+        return kind, value
 
     # -- ref resolution ---------------------------------------------------------------------------------
 
