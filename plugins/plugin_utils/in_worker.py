@@ -132,6 +132,19 @@ class InWorkerAction(ActionBase):
         return self._task.action.rsplit(".", 1)[-1]
 
 
+def remove_kubeconfig_temp_files():
+    """Remove the files the kubernetes client wrote a kubeconfig's embedded certificates and keys to.
+
+    The client removes them at interpreter exit (atexit), which a module process reaches; an Ansible worker
+    ends with os._exit, so without this every in-worker task would leave a private key in the temporary
+    directory.
+    """
+    kube_config = sys.modules.get("kubernetes.config.kube_config")
+    cleanup = getattr(kube_config, "_cleanup_temp_files", None)
+    if cleanup is not None:
+        cleanup()
+
+
 def run_module_main(name, module_args):
     """Run the module ``name`` of this collection in this process; returns what it would print (its JSON)."""
     from ansible.module_utils import basic
@@ -159,6 +172,8 @@ def run_module_main(name, module_args):
         if not printed:
             printed.append(json.dumps(dict(failed=True, msg="MODULE FAILURE: %s: %s" % (type(err).__name__, err),
                                            exception=traceback.format_exc())))
+    finally:
+        remove_kubeconfig_temp_files()
     if not printed:
         return json.dumps(dict(failed=True, msg="MODULE FAILURE: %s returned no result" % name))
     return printed[-1]

@@ -79,10 +79,10 @@ def run_playbook(path, inventory=None, extra_vars=None, check=False, diff=False,
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, results)
 
 
-def run_module(module, args, check=False, diff=False, verbosity=0, env=None):
+def run_module(module, args, check=False, diff=False, verbosity=0, env=None, play_vars=None):
     """Run one module on localhost (connection local); return (result dict, PlaybookRun)."""
     play = [{
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "hosts": "localhost", "connection": "local", "gather_facts": False, "vars": play_vars or {},
         "tasks": [{"name": "under test", module: args, "ignore_errors": True}],
     }]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:

@@ -208,3 +208,23 @@ def test_early_failure_on_the_management_connection_shows_no_kubeconfig_credenti
     assert result.get("failed"), run.output[-3000:]
     for value in (user["client-key-data"], user["client-certificate-data"]):
         assert value not in run.output
+
+
+@pytest.mark.parametrize("in_worker", ["1", "0"], ids=["in-worker", "module-process"])
+def test_a_kubeconfig_with_embedded_keys_leaves_no_key_file_in_the_temporary_directory(
+        clusters, namespace, tmp_path, in_worker):
+    """The kubernetes client writes client-key-data to a temporary file; it must be gone when the task ends."""
+    kubeconfig = yaml.safe_load(read(clusters[1].kubeconfig))
+    assert kubeconfig["users"][0]["user"].get("client-key-data"), "the test needs a kubeconfig with an embedded key"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    manifests = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "b"}}]
+    for kubeconfig_option in (kubeconfig, clusters[1].kubeconfig):  # as a mapping and as a file
+        result, run = run_module("gitops.federation.cluster_sync", dict(
+            kubeconfig=kubeconfig_option, namespace=namespace, owner="leaks/" + namespace, manifests=manifests),
+            env={"TMPDIR": str(tmpdir), "GITOPS_FEDERATION_IN_WORKER": in_worker}, verbosity=4,
+            play_vars={"ansible_python_interpreter": "{{ ansible_playbook_python }}"})  # as the playbooks set it
+        assert not result.get("failed"), run.output[-3000:]
+        how = "runs in the worker process" if in_worker == "1" else "runs as a module process"
+        assert how in run.output, "the module did not run as this test means: %s" % run.output[-3000:]
+        assert sorted(os.listdir(str(tmpdir))) == [], "left in TMPDIR: %s" % sorted(os.listdir(str(tmpdir)))
