@@ -29,6 +29,8 @@ description:
   - Runs on the controller.
 author:
   - gitops.federation maintainers (@gitops-federation)
+extends_documentation_fragment:
+  - gitops.federation.limits
 attributes:
   check_mode:
     support: full
@@ -171,28 +173,6 @@ options:
         separately for C(kustomize build).
     type: int
     default: 120
-  limits:
-    description:
-      - What one source may cost the controller. A repository or render past a limit is refused with an error
-        naming the limit and this option; nothing is checked out (file count and file size are read from the
-        commit's tree first), rendered, written or applied.
-      - The download itself is bounded only by O(timeout).
-    type: dict
-    suboptions:
-      max_files:
-        description: Files in the commit's tree (the whole repository, at the resolved commit).
-        type: int
-        default: 20000
-      max_file_size:
-        description: Bytes of any one file of the commit (10 MiB).
-        type: int
-        default: 10485760
-      max_render_size:
-        description:
-          - Bytes read to render the path (50 MiB) - the sum of its manifest files, or the output of
-            C(kustomize build).
-        type: int
-        default: 52428800
 notes:
   - The git CLI (2.32 or later) must be installed on the controller, and OpenSSH for SSH URLs.
   - Every run proves access with the given credentials (one C(git ls-remote)), also for a O(ref.commit) the
@@ -309,7 +289,8 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import (
+    LIMITS_ARG_SPEC, GitCredentials, GitSource)
 from ansible_collections.gitops.federation.plugins.module_utils.source.manifest_yaml import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.gitops.federation.plugins.module_utils.apply.objects import load_bundle
 from ansible_collections.gitops.federation.plugins.module_utils.source.render import (
@@ -347,11 +328,7 @@ def argspec():
         cache_dir=dict(type="path"),
         kustomize_path=dict(type="path"),
         timeout=dict(type="int", default=120),
-        limits=dict(type="dict", options=dict(
-            max_files=dict(type="int", default=20000),
-            max_file_size=dict(type="int", default=10485760),
-            max_render_size=dict(type="int", default=52428800),
-        )),
+        **LIMITS_ARG_SPEC
     )
 
 

@@ -27,6 +27,7 @@ author:
   - gitops.federation maintainers (@gitops-federation)
 extends_documentation_fragment:
   - gitops.federation.cluster_auth
+  - gitops.federation.limits
 attributes:
   check_mode:
     support: full
@@ -92,29 +93,6 @@ options:
     type: list
     elements: dict
     default: []
-  limits:
-    description:
-      - What one source may cost the controller (the sync playbooks take it from the inventory
-        variable C(gitops_limits)). A repository or render past a limit is refused with an error
-        naming the limit and this option; nothing is checked out (file count and file size are read from the
-        commit's tree first), rendered, written or applied.
-      - The download itself is bounded only by the source's C(timeout).
-    type: dict
-    suboptions:
-      max_files:
-        description: Files in the commit's tree (the whole repository, at the resolved commit).
-        type: int
-        default: 20000
-      max_file_size:
-        description: Bytes of any one file of the commit (10 MiB).
-        type: int
-        default: 10485760
-      max_render_size:
-        description:
-          - Bytes read to render the path (50 MiB) - the sum of its manifest files, or the output of
-            C(kustomize build).
-        type: int
-        default: 52428800
   publish:
     description:
       - Also store the plan and its bundles on the management cluster, for the apply and record jobs of the AWX
@@ -245,6 +223,7 @@ from ansible_collections.gitops.federation.plugins.module_utils.apply.source_pol
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_handoff import publish
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import prepare
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_windows import parse_windows
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import LIMITS_ARG_SPEC
 
 
 def argspec():
@@ -259,17 +238,13 @@ def argspec():
         allow_local_urls=dict(type="bool", default=False),
         kustomize_path=dict(type="path"),
         policies=dict(type="list", elements="dict", default=[]),
-        limits=dict(type="dict", options=dict(
-            max_files=dict(type="int", default=20000),
-            max_file_size=dict(type="int", default=10485760),
-            max_render_size=dict(type="int", default=52428800),
-        )),
         publish=dict(type="bool", default=False),
         ref_override=dict(type="raw"),
         leases=dict(type="bool", default=True),
         sync_windows=dict(type="list", elements="raw", default=[]),
         force=dict(type="bool", default=False),
         retry_held=dict(type="bool", default=False),
+        **LIMITS_ARG_SPEC
     )
 
 

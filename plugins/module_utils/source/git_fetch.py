@@ -70,6 +70,11 @@ DEFAULT_LIMITS = dict(
     max_file_size=10 * 1024 * 1024,     # bytes of any one file of the commit
     max_render_size=50 * 1024 * 1024,   # bytes read to render one path: its manifest files, or kustomize's output
 )
+# The module option ``limits`` (git_render, sync_plan), documented once in plugins/doc_fragments/limits.py.
+LIMITS_ARG_SPEC = dict(
+    limits=dict(type="dict", options=dict((name, dict(type="int", default=value))
+                                          for name, value in DEFAULT_LIMITS.items())),
+)
 REF_KINDS = ("branch", "tag", "semver", "commit")
 URL_SCHEMES = ("http", "https", "ssh", "git+ssh", "ssh+git")
 LOCAL_SCHEMES = ("file",)

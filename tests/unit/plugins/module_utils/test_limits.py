@@ -9,9 +9,11 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
-from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import DEFAULT_LIMITS, GitSource, Limits
+from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import (
+    DEFAULT_LIMITS, LIMITS_ARG_SPEC, GitSource, Limits)
 from ansible_collections.gitops.federation.plugins.module_utils.source.render import find_kustomize, render_directory
 
 MIB = 1024 * 1024
@@ -142,3 +144,19 @@ def test_a_repository_within_the_limits_is_checked_out(tmp_path):
         with GitSource(bare, cache_dir=str(tmp_path / "cache"), allow_local_urls=True,
                        limits={"max_files": 19}).checkout({"branch": "main"}):
             pytest.fail("checked out")
+
+
+def test_the_limits_option_is_specified_and_documented_once_for_both_modules():
+    import kubernetes  # noqa: F401  the real library first: sync_plan's light import then leaves this process alone
+    from ansible_collections.gitops.federation.plugins.doc_fragments.limits import ModuleDocFragment
+    from ansible_collections.gitops.federation.plugins.modules import git_render, sync_plan
+
+    assert LIMITS_ARG_SPEC["limits"]["options"] == dict((name, dict(type="int", default=value))
+                                                        for name, value in DEFAULT_LIMITS.items())
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]["limits"]
+    assert dict((name, option["default"]) for name, option in documented["suboptions"].items()) == DEFAULT_LIMITS
+    for module in (git_render, sync_plan):
+        assert module.argspec()["limits"] is LIMITS_ARG_SPEC["limits"], module.__name__
+        doc = yaml.safe_load(module.DOCUMENTATION)
+        assert "gitops.federation.limits" in doc["extends_documentation_fragment"], module.__name__
+        assert "limits" not in doc["options"], "%s documents limits itself" % module.__name__
