@@ -89,14 +89,11 @@ import shutil
 from ansible_collections.gitops.federation.plugins.module_utils.k8s.lazy_kubernetes import install as light_kubernetes
 
 light_kubernetes()  # before the imports below load the kubernetes library: only the parts the client uses
-from ansible_collections.gitops.federation.plugins.module_utils.k8s.auth_options import auth_from_params
-from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import cluster_module
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError, fail_module
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.federation.store import FEDERATED_KUSTOMIZATION
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_record import record_condition
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_report import (
     DRIFTED, drift, drift_markdown, write_report)
-from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import sync_client
 
 CONDITION = "Drifted"
 
@@ -122,7 +119,7 @@ def run_module(module):
                        (params["markdown_path"], markdown)):
         if path:
             write_report(path, text)
-    client = sync_client(auth_from_params(params), "management", params["cache_dir"])
+    client = module.client("management")  # the module's connection options, discovery kept in cache_dir
     changed = False
     for source in report["sources"]:
         events = [("Warning", "DriftDetected", source["message"])] if source["state"] == DRIFTED else []
@@ -130,15 +127,11 @@ def run_module(module):
                                    source["state"], source["reason"], source["message"], events,
                                    check_mode=module.check_mode)
         changed = changed or outcome.status_changed
-    module.exit_json(changed=changed, drifted=report["drifted"], report=report, markdown=markdown)
+    return dict(changed=changed, drifted=report["drifted"], report=report, markdown=markdown)
 
 
 def main():
-    module = cluster_module(argspec(), supports_check_mode=True)
-    try:
-        run_module(module)
-    except FederationError as err:
-        fail_module(module, err)
+    module_main(argspec(), run_module)
 
 
 if __name__ == "__main__":

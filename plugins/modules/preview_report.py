@@ -88,9 +88,7 @@ markdown:
 import json
 import shutil
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.cluster_module import main as module_main
 from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_report import (
     preview, preview_markdown, write_report)
 
@@ -113,21 +111,17 @@ def run_module(module):
     for path, text in ((params["json_path"], json.dumps(summary, indent=2, sort_keys=True) + "\n"),
                        (params["markdown_path"], markdown)):
         if path:
-            try:
-                write_report(path, text)
-            except FederationError as err:
-                module.fail_json(msg=err.msg)
+            write_report(path, text)  # a FederationError naming the path fails the module (cluster_module)
             written.append(path)
     scratch = params["plan"].get("scratch_dir")
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
-    module.exit_json(changed=bool(written), outcome=summary["outcome"], exit_code=summary["exit_code"],
-                     summary=summary, markdown=markdown, written=written)
+    return dict(changed=bool(written), outcome=summary["outcome"], exit_code=summary["exit_code"],
+                summary=summary, markdown=markdown, written=written)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argspec(), run_module, cluster=False)  # talks to no cluster: no connection options
 
 
 if __name__ == "__main__":
