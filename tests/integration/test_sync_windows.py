@@ -1,7 +1,8 @@
 """Issue 14.3: sync windows from the inventory make sync.yml skip the work they close, against real clusters.
 
 A deny window scoped to one cluster's labels keeps that cluster out of the sync (status and Events say so);
-`-e force=true` syncs it anyway and the Event records the override.
+`-e force=true` syncs it anyway and the Event records the override. Once the window is removed, the next sync
+applies there and the source's SyncWindow condition is gone.
 """
 
 import pytest
@@ -52,6 +53,26 @@ def test_a_deny_window_skips_its_cluster_and_force_overrides_it_on_record(env):
     forced = [m for m in project.events() if m.startswith("sync to %s forced (force=true)" % ATTACHED[0])]
     assert forced and "deny window freeze" in forced[0], project.events()
     assert condition(project.source()["status"], "Propagation")["status"] == "True"
+
+
+def test_a_removed_window_lets_the_next_sync_apply_and_its_condition_goes(env):
+    project = env.project("winend")
+    inventory = with_windows(project.inventory(), [{
+        "name": "freeze", "kind": "deny", "schedule": "* * * * *", "duration": "1h",
+        "cluster_labels": {"name": ATTACHED[0]}}])
+    ok(playbook("sources", inventory))
+    ok(playbook("sync", inventory))
+    assert project.deployment(ATTACHED[0]) is None, "the deny window did not hold the sync off attached-1"
+    window = condition(project.source()["status"], "SyncWindow")
+    assert (window["status"], window["reason"]) == ("False", "SyncWindowClosed"), window
+
+    with_windows(inventory, [])  # the operator removes the window
+    ok(playbook("sync", inventory))
+    assert project.deployment(ATTACHED[0]) is not None, "the sync after the window was removed did not apply"
+    status = project.source()["status"]
+    assert [c for c in status["conditions"] if c["type"] == "SyncWindow"] == [], status["conditions"]
+    assert condition(status, "Propagation")["status"] == "True"
+    assert condition(status, "Ready")["status"] == "True"
 
 
 def test_an_invalid_window_is_refused_before_anything_is_synced(env):

@@ -324,8 +324,12 @@ def build_conditions(previous_conditions, entries, placed, now, generation=None,
 
 
 def build_status(previous_status, results, placed, now, generation=None, revision=None, suspended=False,
-                 track_revision=True, subject="revision"):
-    """The new status of a FederatedKustomization (track_revision) or FederatedSecret (not)."""
+                 track_revision=True, subject="revision", ended=()):
+    """The new status of a FederatedKustomization (track_revision) or FederatedSecret (not).
+
+    ``ended``: types of conditions other steps set that no longer hold (a ``SyncWindow`` once no sync window
+    applies to the source); they are removed, so kubectl shows none rather than a stale one.
+    """
     previous_status = previous_status or {}
     entries = merge_clusters(previous_status.get("clusters"), results, now, track_revision)
     last_applied = previous_status.get("lastAppliedRevision")
@@ -334,9 +338,10 @@ def build_status(previous_status, results, placed, now, generation=None, revisio
     target = (revision or last_applied) if track_revision else None
     conditions = build_conditions(previous_status.get("conditions"), entries, list(placed), now, generation,
                                   target, suspended, subject)
-    # Conditions this module does not own (set by someone else) are kept.
+    # Conditions this module does not own (set by someone else) are kept, unless they ended.
     ours = set(c["type"] for c in conditions)
-    conditions += [copy.deepcopy(c) for c in previous_status.get("conditions") or [] if c.get("type") not in ours]
+    conditions += [copy.deepcopy(c) for c in previous_status.get("conditions") or []
+                   if c.get("type") not in ours and c.get("type") not in ended]
     status = {"clusters": entries, "conditions": conditions}
     if generation is not None:
         status["observedGeneration"] = generation

@@ -43,13 +43,15 @@ class SyncRecord:
 
 def record_sync(client, kind, namespace, name, results, placed=None, revision=None, suspended=False,
                 observed_generation=None, source_error=None, check_mode=False, now=None, cause=None, policy=None,
-                policy_note=None, amend_status=None):
+                policy_note=None, amend_status=None, ended_conditions=()):
     """Write one sync's per-cluster results into the object's status and emit its Events.
 
     ``policy`` (a source's policy as the sync plan carries it) and ``policy_note`` (why the federated object's
     claimed policy was ignored) are shown in the status of a FederatedKustomization (status.apply_policy); the
     note is also a Warning event. amend_status(previous status, new status, now), when given, completes the new
     status in place (the rollout rings' part) and returns more Events to emit, as (type, reason, message, time).
+    ``ended_conditions`` are condition types of other steps that no longer hold; they leave the status in this
+    write (status.build_status).
     """
     if kind not in RECORDABLE_KINDS:
         raise FederationError("kind must be one of %s, got %s" % (", ".join(RECORDABLE_KINDS), kind))
@@ -75,7 +77,8 @@ def record_sync(client, kind, namespace, name, results, placed=None, revision=No
             normalized = normalize_results([{"cluster": c, "status": SUSPENDED} for c in effective_placed],
                                            revision if track_revision else None)
         status = build_status(previous, normalized, effective_placed, now, generation,
-                              revision if track_revision else None, suspended, track_revision, subject)
+                              revision if track_revision else None, suspended, track_revision, subject,
+                              ended=ended_conditions)
         if source_error:
             ready = set_condition(previous.get("conditions"), READY, "False", "SourceFailed",
                                   "source failed: %s" % source_error, now, generation)

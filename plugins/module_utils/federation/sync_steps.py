@@ -659,7 +659,8 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
                               observed_generation=entry.get("generation") or None,
                               source_error=entry.get("error") or None, check_mode=check_mode, cause=cause,
                               policy=entry.get("policy") or {}, policy_note=entry.get("policy_note"),
-                              amend_status=_rollout_amendment(entry, reports, hosts))
+                              amend_status=_rollout_amendment(entry, reports, hosts),
+                              ended_conditions=ended_conditions(entry))
         changed = changed or outcome.changed
         events = outcome.events
         if entry.get("window"):
@@ -685,6 +686,14 @@ def record(client, plan, reports, hosts, check_mode=False, trigger=None):
         shutil.rmtree(plan["scratch_dir"], ignore_errors=True)
     return dict(changed=changed, recorded=recorded, released=released,
                 failures=sync_run.failures(plan, reports, hosts))
+
+
+def ended_conditions(entry):
+    """Conditions of a source's status that its recording removes: ``SyncWindow`` when the source was synced
+    (so the windows were evaluated for it) and no window applied to any of its clusters - the windows were removed
+    or no longer apply to it. A source not synced this run (suspended, or failed before reaching its clusters)
+    keeps the condition it has until it is synced again."""
+    return (WINDOW,) if entry.get("ready") and not entry.get("window") else ()
 
 
 def _rollout_amendment(entry, reports, hosts):

@@ -169,3 +169,47 @@ def test_secrets_follow_project_and_cluster_windows_but_not_source_windows():
     assert closed_secrets(by_label, ["team"], clusters, now, force=True) == {}
     by_source = parse_windows([{"kind": "deny", "schedule": "* * * * *", "duration": "5m", "sources": ["app"]}])
     assert closed_secrets(by_source, ["team"], clusters, now) == {}
+
+
+def test_the_sync_window_condition_ends_once_no_window_applies_to_a_synced_source():
+    from ansible_collections.gitops.federation.plugins.module_utils.federation import sync_run
+    from ansible_collections.gitops.federation.plugins.module_utils.federation.status import (
+        build_status, find_condition, normalize_results, set_condition, status_changed)
+    from ansible_collections.gitops.federation.plugins.module_utils.federation.sync_steps import ended_conditions
+
+    clusters = [InventoryCluster("c1", {"env": "prod"}), InventoryCluster("c2", {"env": "dev"})]
+    now, revision = at("2026-11-27 10:00"), "main@sha1:abc"
+
+    def plan_entry(windows):
+        view = dict(source_view(), owner="gitops/team/app", placed=["c1", "c2"])
+        if windows:  # as sync_steps.prepare
+            apply_windows([view], windows, clusters, now)
+        renders = [dict(item=dict(key="team/app", render=dict(id=0)), revision=revision, bundle="/b/render-0.yaml")]
+        return sync_run.sync_plan([view], [dict(item=view, changed=False)], renders, ["team"])["sources"][0]
+
+    held = plan_entry(parse_windows([{"name": "freeze", "kind": "deny", "schedule": "* * * * *", "duration": "1h",
+                                      "cluster_labels": {"env": "prod"}}]))
+    assert list(held["window"]["blocked"]) == ["c1"] and ended_conditions(held) == ()
+    (state, reason, message), unused = window_condition(held["window"])
+    drifted = {"type": "Drifted", "status": "False", "reason": "NoDrift", "message": "no drift"}
+    previous = build_status({}, normalize_results([dict(cluster="c2", status="Applied", counts={"created": 1})],
+                                                  revision), ["c1", "c2"], "2026-11-27T10:00:00Z", 1, revision)
+    previous["conditions"] += [set_condition(None, "SyncWindow", state, reason, message, "2026-11-27T10:00:00Z"),
+                               drifted]
+
+    # The window is removed from the inventory: the next sync applies everywhere and the condition is gone.
+    for windows in ([], parse_windows([{"name": "freeze", "kind": "deny", "schedule": "* * * * *",
+                                        "duration": "1h", "cluster_labels": {"env": "staging"}}])):
+        freed = plan_entry(windows)
+        assert freed["ready"] and "window" not in freed and ended_conditions(freed) == ("SyncWindow",)
+        applied = normalize_results([dict(cluster=c, status="Applied", counts={"created": 1}) for c in ("c1", "c2")],
+                                    revision)
+        status = build_status(previous, applied, ["c1", "c2"], "2026-11-27T11:00:00Z", 1, revision,
+                              ended=ended_conditions(freed))
+        assert find_condition(status["conditions"], "SyncWindow") is None
+        assert find_condition(status["conditions"], "Drifted") == drifted  # other steps' conditions stay
+        assert status_changed(previous, status)
+    # Without ended conditions (a source this run did not sync) the condition stays as it was.
+    assert ended_conditions(dict(freed, ready=False, suspended=True)) == ()
+    kept = build_status(previous, [], ["c1", "c2"], "2026-11-27T11:00:00Z", 1, revision)
+    assert find_condition(kept["conditions"], "SyncWindow")["reason"] == "SyncWindowClosed"
