@@ -46,7 +46,8 @@ def test_preview_report_writes_both_reports_returns_the_summary_and_removes_the_
 def test_preview_report_fails_naming_a_report_path_it_cannot_write(tmp_path, capsys):
     missing = str(tmp_path / "no-such-dir" / "p.json")
     code, result = run(preview_report, dict(plan=PLAN, reconciled={"c1": SAME}, json_path=missing), capsys)
-    assert code == 1 and result["failed"] is True and result["msg"].startswith("cannot write the report to %s" % missing)
+    assert code == 1 and result["failed"] is True
+    assert result["msg"].startswith("cannot write the report to %s" % missing)
     assert os.listdir(str(tmp_path)) == []
 
 
