@@ -38,10 +38,8 @@ import re
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 try:
@@ -51,6 +49,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit, urlunsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.private_dirs import make_run_dir, remove_stale_run_dirs
 from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
 
 try:
@@ -462,7 +461,7 @@ class GitSource:
             os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         except OSError as err:
             raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
-        remove_stale_credential_dirs(self.tmp_dir)
+        remove_stale_run_dirs(self.tmp_dir)
         return kind, value
 
     # -- ref resolution ---------------------------------------------------------------------------------
@@ -713,7 +712,7 @@ class GitSource:
             ("init.defaultBranch", "gitops-federation-cache"),
         ]
         creds = self.credentials
-        cred_dir = make_credential_dir(self.tmp_dir)
+        cred_dir = make_run_dir(self.tmp_dir)
         try:
             env["HOME"] = cred_dir  # no ~/.gitconfig, ~/.netrc or ~/.ssh of the controller's user
             if creds.ca_file:
@@ -831,63 +830,6 @@ def minimal_env(path=None):
         if os.environ.get(name):
             env[name] = os.environ[name]
     return env
-
-
-def _process_start_time(pid):
-    """The start time of process pid (clock ticks since boot, Linux), or None when it does not exist."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            # the command name (field 2) may hold spaces; fields after its closing parenthesis are plain
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (IOError, OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except OSError:
-            return "?"
-        return "?"
-
-
-def _private_dir(path):
-    """Create path (0700) if needed and check that it is a real directory of ours that no one else can read."""
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path)
-    except OSError as err:
-        raise FederationError("cannot create the credential directory %s: %s" % (path, err.strerror))
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise FederationError("%s must be a directory owned by the user running the module" % path)
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-
-
-def make_credential_dir(base):
-    """A new private (0700) directory under base named ``<pid>-<start time>-<random>``, so the next run can
-    tell a directory of a killed process from one of a process still running."""
-    _private_dir(base)
-    start = _process_start_time(os.getpid()) or "?"
-    return tempfile.mkdtemp(prefix="%d-%s-" % (os.getpid(), start), dir=base)
-
-
-def remove_stale_credential_dirs(base):
-    """Remove the credential directories under base left by processes that no longer run (killed runs)."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
-    removed = []
-    for name in names:
-        match = re.match(r"^(\d+)-([^-]+)-", name)
-        if not match:
-            continue
-        pid, start = int(match.group(1)), match.group(2)
-        current = _process_start_time(pid)
-        if current is not None and (current == start or "?" in (current, start)):
-            continue  # still running (or cannot tell): leave it
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        removed.append(name)
-    return removed
 
 
 def _write_private(path, text, mode):
