@@ -35,6 +35,7 @@ import fcntl
 import hashlib
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -68,6 +69,7 @@ DEFAULT_LIMITS = dict(
     max_files=20000,                    # files in the commit's tree (the checkout's disk and inodes)
     max_file_size=10 * 1024 * 1024,     # bytes of any one file of the commit
     max_render_size=50 * 1024 * 1024,   # bytes read to render one path: its manifest files, or kustomize's output
+    max_fetch_size=512 * 1024 * 1024,   # bytes of any one file a fetch writes into the cache: the pack git receives
 )
 REF_KINDS = ("branch", "tag", "semver", "commit")
 URL_SCHEMES = ("http", "https", "ssh", "git+ssh", "ssh+git")
@@ -349,8 +351,10 @@ class Limits:
     nothing is checked out, rendered or written.
     """
 
-    def __init__(self, max_files=None, max_file_size=None, max_render_size=None, option="limits"):
-        given = dict(max_files=max_files, max_file_size=max_file_size, max_render_size=max_render_size)
+    def __init__(self, max_files=None, max_file_size=None, max_render_size=None, max_fetch_size=None,
+                 option="limits"):
+        given = dict(max_files=max_files, max_file_size=max_file_size, max_render_size=max_render_size,
+                     max_fetch_size=max_fetch_size)
         for name, value in given.items():
             if value is None:
                 value = DEFAULT_LIMITS[name]
@@ -361,14 +365,13 @@ class Limits:
 
     @classmethod
     def from_option(cls, value, option="limits"):
-        """Limits from a module option: None (the defaults) or a mapping of some of max_files, max_file_size,
-        max_render_size."""
+        """Limits from a module option: None (the defaults) or a mapping of some of DEFAULT_LIMITS."""
         if isinstance(value, Limits):
             return value
         value = value or {}
         if not isinstance(value, dict):
-            raise FederationError("%s must be a mapping of max_files, max_file_size and max_render_size, got %r"
-                                  % (option, value))
+            raise FederationError("%s must be a mapping of %s, got %r" % (option, ", ".join(sorted(DEFAULT_LIMITS)),
+                                                                          value))
         unknown = sorted(set(value) - set(DEFAULT_LIMITS))
         if unknown:
             raise FederationError("%s: unknown limit %s (known: %s)" % (option, ", ".join(unknown),
@@ -376,7 +379,7 @@ class Limits:
         return cls(option=option, **value)
 
     def exceeded(self, what, name, found):
-        """The error for ``what`` (a repository, file or render) being past limit ``name``."""
+        """The error for ``what`` (a repository, file, render or download) being past limit ``name``."""
         return FederationError("%s: %s, more than the limit %s.%s=%d; refused before rendering, nothing was "
                                "written or applied. Raise %s.%s (gitops_limits.%s in the sync playbooks) if this is "
                                "meant to be synced" % (what, found, self.option, name, getattr(self, name),
@@ -602,8 +605,38 @@ class GitSource:
             return None
 
     def _fetch(self, *refspecs):
-        self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
-                  what="fetch", cwd=self.path, raw_errors=True)
+        """git fetch, each file it writes capped at limits.max_fetch_size by RLIMIT_FSIZE: git has no size limit of
+        its own, and a repository holding a huge file that does not compress would fill the controller's disk."""
+        cap = self.limits.max_fetch_size
+
+        def capped():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+        try:
+            self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
+                      what="fetch", cwd=self.path, raw_errors=True, preexec_fn=capped)
+        except GitCommandError as err:
+            largest = self._remove_partial_downloads()
+            if largest < cap and not _past_file_size_limit(err):
+                raise
+            raise self.limits.exceeded("the download of %s" % self.url, "max_fetch_size",
+                                       "git received a pack or object of more than %d bytes" % cap)
+
+    def _remove_partial_downloads(self):
+        """Remove the temporary pack or objects a stopped fetch leaves (git removes them only when it ends by
+        itself): ``objects/pack/tmp_pack_*`` and ``objects/<xx>/tmp_obj_*``. Returns the size of the largest: one
+        at the RLIMIT_FSIZE cap tells a fetch stopped by max_fetch_size (git's message does not always say)."""
+        largest = 0
+        for top, unused, names in os.walk(os.path.join(self.path, ".git", "objects")):
+            for name in names:
+                if name.startswith(("tmp_pack_", "tmp_idx_", "tmp_obj_")):
+                    path = os.path.join(top, name)
+                    try:
+                        largest = max(largest, os.path.getsize(path))
+                        os.remove(path)
+                    except OSError:
+                        pass
+        return largest
 
     def _ensure_commit(self, ref_type, name, remote_commit):
         """(commit, fetched): the commit the ref points at, fetching only when the clone lacks it."""
@@ -765,7 +798,7 @@ class GitSource:
     def _allowed_protocols(self):
         return ":".join(ALLOWED_PROTOCOLS + (LOCAL_SCHEMES if self.allow_local_urls else ()))
 
-    def _git(self, args, what, cwd, raw_errors=False):
+    def _git(self, args, what, cwd, raw_errors=False, preexec_fn=None):
         """Run git with an argument list; stdout on success. Errors name the operation and URL, scrubbed."""
         env = self._env
         if env is None:  # outside _credential_env: local commands only
@@ -777,7 +810,8 @@ class GitSource:
                                   % (what, self.url, int(self.timeout)))
         try:
             # git's helpers (ssh, git-remote-http) run in the same new session: a timeout stops them all.
-            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining)
+            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining,
+                                               preexec_fn=preexec_fn)
         except OSError as err:
             raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
         except ProcessTimeout:
@@ -791,6 +825,13 @@ class GitSource:
         if raw_errors:
             raise GitCommandError(message, stderr)
         raise FederationError(message)
+
+
+def _past_file_size_limit(err):
+    """Whether a git command failed because a process of it passed RLIMIT_FSIZE (SIGXFSZ, or EFBIG when the
+    signal is ignored)."""
+    return "signal %d" % signal.SIGXFSZ in err.stderr or "File too large" in err.stderr or \
+        "file size limit exceeded" in err.stderr.lower()
 
 
 def _summary(stderr):
