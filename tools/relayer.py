@@ -40,6 +40,7 @@ PREFIX = "ansible_collections.gitops.federation.plugins.module_utils"
 LAYERS = {
     # foundation: imported by every layer
     "errors": "errors",
+    "private_dirs": "private_dirs",
     # the module base: what modules import first (builds on k8s/, reaches federation/ lazily)
     "cluster_module": "cluster_module",
     # k8s/: talking to one API server

@@ -18,8 +18,8 @@ options:
         C(gitops_limits)). A repository or render past a limit is refused with an error naming the limit and
         this option; nothing is checked out (file count and file size are read from the commit's tree first),
         rendered, written or applied.
-      - The download itself is bounded only by the timeout of the git work (the option C(timeout) of
-        M(gitops.federation.git_render), the source's C(timeout) for M(gitops.federation.sync_plan)).
+      - The download is bounded by O(limits.max_fetch_size) and by the timeout of the git work (the option
+        C(timeout) of M(gitops.federation.git_render), the source's C(timeout) for M(gitops.federation.sync_plan)).
     type: dict
     suboptions:
       max_files:
@@ -36,4 +36,11 @@ options:
             C(kustomize build).
         type: int
         default: 52428800
+      max_fetch_size:
+        description:
+          - Bytes of any one file C(git fetch) writes into the cache (512 MiB) - the pack it receives, or one
+            object. git has no size limit of its own; it runs under RLIMIT_FSIZE, so a repository holding a huge
+            file that does not compress is stopped there, and the partial download is removed.
+        type: int
+        default: 536870912
 """

@@ -135,14 +135,12 @@ class InWorkerAction(ActionBase):
 def remove_kubeconfig_temp_files():
     """Remove the files the kubernetes client wrote a kubeconfig's embedded certificates and keys to.
 
-    The client removes them at interpreter exit (atexit), which a module process reaches; an Ansible worker
-    ends with os._exit, so without this every in-worker task would leave a private key in the temporary
-    directory.
+    A module process removes them at exit (atexit); an Ansible worker ends with os._exit, so without this
+    every in-worker task would leave a private key behind.
     """
-    kube_config = sys.modules.get("kubernetes.config.kube_config")
-    cleanup = getattr(kube_config, "_cleanup_temp_files", None)
-    if cleanup is not None:
-        cleanup()
+    client = sys.modules.get("ansible_collections.gitops.federation.plugins.module_utils.k8s.client")
+    if client is not None:
+        client.remove_kubeconfig_files()
 
 
 def run_module_main(name, module_args):

@@ -5,9 +5,11 @@ Results come from the ansible.posix json stdout callback, so tests see exactly w
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -47,8 +49,63 @@ def ansible_env(extra=None):
     return env
 
 
+def descendants(pid):
+    """Every live process below pid (Ansible's workers call setsid: a process group does not hold them)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc):
+    """SIGKILL ansible-playbook and every process it started, as a controller that dies (OOM, node lost)."""
+    tree = [proc.pid] + descendants(proc.pid)
+    for pid in tree:  # stopped first, so that none starts another process meanwhile
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _run(argv, environment, timeout, during):
+    """(returncode, stdout, stderr); during(proc), when given, is called while the command runs."""
+    if during is None:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=timeout, cwd=ROOT)
+        return proc.returncode, proc.stdout, proc.stderr
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=environment, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        try:
+            during(proc)
+            proc.wait(max(1, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                kill_tree(proc)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read()
+
+
 def run_playbook(path, inventory=None, extra_vars=None, check=False, diff=False, verbosity=0, env=None,
-                 callback="ansible.posix.json", timeout=900, args=()):
+                 callback="ansible.posix.json", timeout=900, args=(), during=None):
+    """Run ansible-playbook; during(proc), when given, runs meanwhile (to act on the run, kill_tree it...)."""
     argv = [os.path.join(VENV_BIN, "ansible-playbook"), path]
     argv += ["-i", inventory or "localhost,"]
     if extra_vars:
@@ -62,13 +119,13 @@ def run_playbook(path, inventory=None, extra_vars=None, check=False, diff=False,
     argv += list(args)
     environment = ansible_env(env)
     environment["ANSIBLE_STDOUT_CALLBACK"] = callback
-    proc = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=timeout, cwd=ROOT)
+    returncode, stdout, stderr = _run(argv, environment, timeout, during)
     results = []
     if callback == "ansible.posix.json":
         try:
             # The report is the last top-level JSON document; verbose display lines come before it.
-            start = proc.stdout.rfind("\n{\n") + 1 if not proc.stdout.startswith("{") else 0
-            report = json.loads(proc.stdout[start:])
+            start = stdout.rfind("\n{\n") + 1 if not stdout.startswith("{") else 0
+            report = json.loads(stdout[start:])
             for play in report.get("plays", []):
                 for task in play.get("tasks", []):
                     for host, result in task.get("hosts", {}).items():
@@ -76,10 +133,10 @@ def run_playbook(path, inventory=None, extra_vars=None, check=False, diff=False,
                         results.append(result)
         except ValueError:
             pass
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, results)
+    return PlaybookRun(returncode, stdout, stderr, results)
 
 
-def run_module(module, args, check=False, diff=False, verbosity=0, env=None, play_vars=None):
+def run_module(module, args, check=False, diff=False, verbosity=0, env=None, play_vars=None, during=None):
     """Run one module on localhost (connection local); return (result dict, PlaybookRun)."""
     play = [{
         "hosts": "localhost", "connection": "local", "gather_facts": False, "vars": play_vars or {},
@@ -89,9 +146,9 @@ def run_module(module, args, check=False, diff=False, verbosity=0, env=None, pla
         yaml.safe_dump(play, handle)
         path = handle.name
     try:
-        run = run_playbook(path, check=check, diff=diff, verbosity=verbosity, env=env)
+        run = run_playbook(path, check=check, diff=diff, verbosity=verbosity, env=env, during=during)
     finally:
         os.unlink(path)
-    if not run.results:
+    if not run.results and during is None:
         raise AssertionError(f"ansible-playbook produced no result (rc={run.returncode}):\n{run.output[-4000:]}")
-    return run.results[0], run
+    return (run.results[0] if run.results else None), run

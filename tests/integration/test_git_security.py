@@ -16,8 +16,9 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.gitops.federation.plugins.module_utils.source import git_fetch, render as render_module
+from ansible_collections.gitops.federation.plugins.module_utils.source import render as render_module
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils import private_dirs
 from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import GitCredentials, GitSource
 from ansible_collections.gitops.federation.plugins.module_utils.source.render import render_directory
 from kube import unique_name
@@ -317,7 +318,7 @@ def test_a_killed_runs_key_is_private_and_removed_by_the_next_run(private_repo, 
         assert stat.S_IMODE(os.stat(os.path.join(left_dir, name)).st_mode) & 0o077 == 0, name
 
     # A run that is still going keeps its directory; the killed one's is removed by the next run.
-    alive_dir = os.path.join(credentials, "%d-%s-running" % (os.getpid(), git_fetch._process_start_time(os.getpid())))
+    alive_dir = os.path.join(credentials, "%d-%s-running" % (os.getpid(), private_dirs.process_start_time(os.getpid())))
     os.mkdir(alive_dir, 0o700)
     result = render({"url": git_servers.ssh_url(private_repo["name"]), "path": "deploy",
                      "ssh_private_key": read(git_servers.deploy_key), "known_hosts": read(git_servers.known_hosts),

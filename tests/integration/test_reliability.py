@@ -9,14 +9,17 @@ port. Assertions read the clusters with the kubernetes client, never with the co
 import base64
 import glob
 import os
+import stat
 import subprocess
 import time
 
 import pytest
 import yaml
+from kubernetes.client.rest import ApiException
 
 from kube import get_or_none, service_account_kubeconfig, unique_name
-from playbook import run_module
+from playbook import kill_tree, run_module
+from tools.localenv.inventory import EXAMPLE_APP
 from test_playbooks import (  # noqa: I100 (the playbook-level environment and helpers are shared)
     APP_OBJECTS, ATTACHED, FK, MANAGEMENT, OWNER_LABEL, SOURCE, Env, failed, failure_details, failure_messages, ok,
     playbook)
@@ -92,6 +95,89 @@ def test_a_dead_attached_apiserver_fails_only_its_cluster_and_the_next_run_conve
     status = project.source()["status"]
     assert all(c["status"] == "Applied" for c in status["clusters"]), status["clusters"]
     assert status_conditions(project)["Propagation"]["status"] == "True"
+
+
+BULK = 600  # ConfigMaps: enough for a sync to take seconds, so that a fault lands in the middle of its writes
+
+
+def _bulk_commit(env, project):
+    """Add BULK ConfigMaps to the project's app (base/bulk.yaml, listed in base/kustomization.yaml)."""
+    bulk = "".join("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bulk-%04d\ndata:\n  n: \"%d\"\n"
+                   % (i, i) for i in range(BULK))
+    with open(os.path.join(EXAMPLE_APP, "base", "kustomization.yaml")) as handle:
+        kustomization = yaml.safe_load(handle)
+    kustomization["resources"].append("bulk.yaml")
+    env.git.commit(project.repo, files={"base/bulk.yaml": bulk, "base/kustomization.yaml": yaml.safe_dump(kustomization)})
+    return sorted([(k, n) for unused, k, n in APP_OBJECTS] + [("ConfigMap", "bulk-%04d" % i) for i in range(BULK)])
+
+
+def _bulk_refs(project, host):
+    items = project.env.clients[host].resources.get(api_version="v1", kind="ConfigMap").get(
+        namespace=project.namespace, label_selector=OWNER_LABEL).to_dict()["items"]
+    return sorted(("ConfigMap", i["metadata"]["name"]) for i in items if i["metadata"]["name"].startswith("bulk-"))
+
+
+def _all_refs(project, host):
+    return sorted(set(owned_refs(project, host) + _bulk_refs(project, host)))
+
+
+def _all_inventory_refs(project, host):
+    configmap = project.inventory_configmap(host)
+    assert configmap is not None, "no inventory on %s" % host
+    return sorted(set((e["kind"], e["name"]) for e in yaml.safe_load(configmap["data"]["entries"])
+                      if e["kind"] != "Namespace"))
+
+
+def _when(condition, then, proc, timeout=300):
+    """Poll condition() while proc runs; call then() once it holds. Returns whether it did before proc ended."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if condition():
+            then()
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_apiserver_killed_in_the_middle_of_a_sync_fails_only_its_cluster_and_the_next_run_converges(
+        env, local_clusters):
+    """attached-2's kube-apiserver is SIGKILLed while the sync is creating the source's objects there (requests in
+    flight are cut), then started again for the next run."""
+    project = env.project("crash")
+    expected = _bulk_commit(env, project)
+    inventory = project.inventory()
+    ok(playbook("sources", inventory))
+    dead = env.hosts[ATTACHED[1]].name
+    crashed = []
+
+    def crash_mid_sync(proc):
+        def crash():
+            local_clusters.stop_apiserver(dead, crash=True)
+            crashed.append(True)
+        _when(lambda: len(_bulk_refs(project, ATTACHED[1])) >= 20, crash, proc)
+
+    try:
+        run = playbook("sync", inventory, during=crash_mid_sync)
+    finally:
+        local_clusters.start_apiserver(dead)
+    assert crashed, "the sync ended before attached-2 was written to:\n%s" % run.output[-3000:]
+    failed(run)
+    written = _bulk_refs(project, ATTACHED[1])
+    assert 20 <= len(written) < BULK, "not killed mid-sync: %d of %d objects were there" % (len(written), BULK)
+    # The live cluster got everything; the failure and the status name the crashed one only.
+    assert _all_refs(project, ATTACHED[0]) == expected
+    messages = " ".join(failure_messages(run))
+    assert ATTACHED[1] in messages, messages
+    entries = dict((c["name"], c) for c in project.source()["status"]["clusters"])
+    assert entries[ATTACHED[0]]["status"] == "Applied", entries
+    assert entries[ATTACHED[1]]["status"] != "Applied", entries
+    assert ATTACHED[1] in status_conditions(project)["Propagation"]["message"]
+
+    ok(playbook("sync", inventory))
+    for host in ATTACHED:  # converged: each object once, all in the inventory, nothing else of ours
+        assert _all_refs(project, host) == expected, host
+        assert _all_inventory_refs(project, host) == expected, host
+    assert all(c["status"] == "Applied" for c in project.source()["status"]["clusters"])
 
 
 def test_an_unreachable_management_cluster_fails_before_any_attached_cluster_is_touched(env):
@@ -376,3 +462,97 @@ def test_a_run_that_died_between_inventory_write_and_apply_is_adopted_and_pruned
     inventory = [i for i in configmaps.get(namespace=namespace, label_selector="gitops.federation/inventory=true")
                  .to_dict()["items"]][0]
     assert sorted(e["name"] for e in yaml.safe_load(inventory["data"]["entries"])) == ["added", "kept"]
+
+
+# The module runs in Ansible's worker, as in the playbooks (their inventories set this interpreter).
+IN_WORKER = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+
+
+def test_a_sync_whose_controller_is_killed_mid_apply_is_adopted_and_pruned_by_the_next_run(
+        clusters, admin_clients, namespace, tmp_path):
+    """A real kill: ansible-playbook and every process under it are SIGKILLed (an OOM kill, a lost AWX node) while
+    the engine creates a bundle's objects. The next run, with half the bundle, creates what is missing, prunes what
+    the killed run created and the bundle no longer holds, and never touches a foreign object."""
+    cluster = clusters[0]
+    client = admin_clients[cluster.name]
+    configmaps = client.resources.get(api_version="v1", kind="ConfigMap")
+    assert not _cluster_sync(cluster, namespace, [_configmap("kept")]).get("failed")
+    foreign = configmaps.create(namespace=namespace, body=_configmap("foreign")).to_dict()
+    bundle = [_configmap("kept")] + [_configmap("bulk-%04d" % i) for i in range(BULK)]
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    killed = []
+
+    def kill_mid_apply(proc):
+        def kill():
+            kill_tree(proc)
+            killed.append(True)
+        _when(lambda: len(_ours(client, namespace)) >= 1 + 20, kill, proc)
+
+    result, run = run_module("gitops.federation.cluster_sync", dict(
+        kubeconfig=cluster.kubeconfig, owner="gitops/%s/app" % namespace, namespace=namespace, manifests=bundle),
+        env={"TMPDIR": str(tmpdir)}, during=kill_mid_apply, play_vars=IN_WORKER)
+    assert killed, "the sync ended before it could be killed: %s" % run.output[-3000:]
+    assert result is None, result  # killed: no result
+    time.sleep(1)  # requests the API server had received are done
+    written = _ours(client, namespace)
+    assert 1 + 20 <= len(written) < 1 + BULK, "not killed mid-apply: %d of %d objects" % (len(written), 1 + BULK)
+    # A killed run leaves the kubeconfig's key in its private directory (0700), for the next run to remove.
+    left = [os.path.join(top, name) for top, unused, names in os.walk(str(tmpdir)) for name in names]
+    assert left, "the kubeconfig's files were not where the killed run wrote them"
+    for path in left:
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700, path
+
+    kept = [_configmap("kept")] + bundle[1:1 + BULK // 2]
+    result, run = run_module("gitops.federation.cluster_sync", dict(
+        kubeconfig=cluster.kubeconfig, owner="gitops/%s/app" % namespace, namespace=namespace, manifests=kept),
+        env={"TMPDIR": str(tmpdir)}, play_vars=IN_WORKER)
+    assert not result.get("failed"), run.output[-3000:]
+    expected = sorted(o["metadata"]["name"] for o in kept)
+    assert _ours(client, namespace) == expected
+    inventory = configmaps.get(namespace=namespace, label_selector="gitops.federation/inventory=true").to_dict()
+    assert sorted(e["name"] for e in yaml.safe_load(inventory["items"][0]["data"]["entries"])) == expected
+    now = configmaps.get(namespace=namespace, name="foreign").to_dict()
+    assert now["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"], "the foreign object changed"
+    assert os.listdir(str(tmpdir)) == [], "the next run did not remove the killed run's files"
+
+
+def test_a_validating_admission_policy_rejection_names_the_object_and_nothing_is_written(
+        clusters, admin_clients, namespace):
+    """A ValidatingAdmissionPolicy (CEL, in the API server: no webhook) denies ConfigMaps labelled tier=forbidden
+    in this namespace. The engine's server-side dry-run of the whole bundle meets the denial before any write."""
+    cluster = clusters[1]
+    client = admin_clients[cluster.name]
+    policy = unique_name("no-forbidden-tier")
+    client.resources.get(api_version="admissionregistration.k8s.io/v1", kind="ValidatingAdmissionPolicy").create(body={
+        "metadata": {"name": policy},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                         "operations": ["CREATE", "UPDATE"],
+                                                         "resources": ["configmaps"]}]},
+                 "validations": [{"expression": "!has(object.metadata.labels) || !('tier' in object.metadata.labels)"
+                                                " || object.metadata.labels['tier'] != 'forbidden'",
+                                  "message": "tier=forbidden is not allowed here"}]}})
+    client.resources.get(api_version="admissionregistration.k8s.io/v1",
+                         kind="ValidatingAdmissionPolicyBinding").create(body={
+        "metadata": {"name": policy},
+        "spec": {"policyName": policy, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}})
+    denied = dict(_configmap("denied"), metadata={"name": "denied", "labels": {"tier": "forbidden"}})
+    bundle = [_configmap("fine-1"), denied, _configmap("fine-2")]
+    configmaps = client.resources.get(api_version="v1", kind="ConfigMap")
+    deadline = time.monotonic() + 60
+    while True:  # the API server takes the new policy into account within a second or so
+        try:
+            configmaps.create(namespace=namespace, body=denied, dry_run="All")
+        except ApiException as err:
+            assert "tier=forbidden" in str(err.body), err.body
+            break
+        assert time.monotonic() < deadline, "the policy never took effect"
+        time.sleep(0.5)
+    result = _cluster_sync(cluster, namespace, bundle)
+    assert result.get("failed") is True, result
+    assert "ConfigMap/%s/denied" % namespace in result["msg"], result["msg"]
+    assert "tier=forbidden is not allowed here" in result["msg"], result["msg"]
+    assert "nothing was applied" in result["msg"], result["msg"]
+    assert _ours(client, namespace) == [], "the valid objects of the bundle were written"

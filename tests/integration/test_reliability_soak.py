@@ -1,10 +1,11 @@
-"""Soak (issue 13): consecutive syncs of 3 sources to the 2 attached clusters with random commits, hand edits, hand
-deletions, foreign objects and suspensions in between.
+"""Soak (issue 13): consecutive syncs of 3 sources to 3 clusters with random commits, hand edits, hand deletions,
+foreign objects and suspensions in between. The third cluster is the management cluster attached to itself
+(host in-cluster, as many fleets attach it), since the session runs three API servers.
 
 Bounded in time (SOAK_SECONDS, default 180 s; at most SOAK_SYNCS syncs, default 40) and loopback only; the issue
 asks for 200 syncs, which at ~5 s per playbook run here is ~17 minutes: set SOAK_SECONDS=1200 SOAK_SYNCS=200 to
 run that. After every sync (ansible-playbook sync.yml, as users run it):
-- every active source converged on both clusters: exactly the objects of its repository's head, with its data
+- every active source converged on every cluster: exactly the objects of its repository's head, with its data
   (hand edits reverted, hand deletions recreated, removed files pruned);
 - every source's on-cluster inventory lists exactly the objects of that source on the cluster;
 - a suspended source keeps what it had (nothing of it pruned or rewritten, its hand edits survive);
@@ -28,6 +29,8 @@ SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
 SOAK_SYNCS = int(os.environ.get("SOAK_SYNCS", "40"))
 MIN_SYNCS = 8
 SOURCES = ("alpha", "beta", "gamma")
+IN_CLUSTER = "in-cluster"  # the management cluster, attached to itself
+HOSTS = ATTACHED + (IN_CLUSTER,)
 OWNER_ANNOTATION = "gitops.federation/owner"
 INVENTORY_LABEL = "gitops.federation/inventory"
 
@@ -85,7 +88,8 @@ class Soak:
             "secrets": [{"name": "soak-git", "username": git.username, "password": git.password,
                          "cluster_selector": {"matchLabels": {"env": "demo"}}}],
             "sources": [{"name": s, "url": git.http_url(self.repos[s]), "ref": {"branch": "main"},
-                         "secret": "soak-git", "path": ".", "cluster_selector": {"matchLabels": {"env": "demo"}}}
+                         "secret": "soak-git", "path": ".", "cluster_selector": {"matchExpressions": [
+                             {"key": "env", "operator": "In", "values": ["demo", "management"]}]}}
                         for s in SOURCES],
         }
 
@@ -102,6 +106,13 @@ class Soak:
                     if (i["metadata"].get("annotations") or {}).get(OWNER_ANNOTATION) == owner
                     and INVENTORY_LABEL not in (i["metadata"].get("labels") or {}))
 
+    def ansible_inventory(self):
+        """The two attached clusters, and the management cluster attached as in-cluster (not given the git secret:
+        its namespace holds the project's own)."""
+        management = self.env.hosts[MANAGEMENT]
+        return self.env.inventory([self.spec()], host_vars={IN_CLUSTER: {
+            "kubeconfig": management.kubeconfig, "cluster_labels": {"env": "management", "name": IN_CLUSTER}}})
+
     def inventory(self, host, source):
         owner = "gitops/%s/%s" % (self.namespace, source)
         items = self.configmaps(host).get(namespace=self.namespace,
@@ -110,7 +121,7 @@ class Soak:
                       for e in json.loads(i["data"]["entries"]))
 
     def hand_edit(self):
-        host, source = self.rng.choice(ATTACHED), self.rng.choice(SOURCES)
+        host, source = self.rng.choice(HOSTS), self.rng.choice(SOURCES)
         owned = self.owned(host, source)
         if not owned:
             return "hand edit: nothing to edit"
@@ -120,7 +131,7 @@ class Soak:
         return "hand edit %s %s" % (host, name)
 
     def hand_delete(self):
-        host, source = self.rng.choice(ATTACHED), self.rng.choice(sorted(set(SOURCES) - self.suspended) or SOURCES)
+        host, source = self.rng.choice(HOSTS), self.rng.choice(sorted(set(SOURCES) - self.suspended) or SOURCES)
         owned = self.owned(host, source)
         if not owned or source in self.suspended:
             return "hand delete: nothing to delete"
@@ -130,7 +141,7 @@ class Soak:
 
     def foreign_object(self):
         """A ConfigMap made by hand: unlabelled, or labelled as another owner's (prune must skip both)."""
-        host = self.rng.choice(ATTACHED)
+        host = self.rng.choice(HOSTS)
         name = unique_name("foreign")
         body = {"metadata": {"name": name}, "data": {"value": name}}
         if self.rng.random() < 0.5:
@@ -152,7 +163,7 @@ class Soak:
         if suspend:
             self.suspended.add(source)
             self.frozen[source] = dict((h, dict((n, o["data"]) for n, o in self.owned(h, source).items()))
-                                       for h in ATTACHED)
+                                       for h in HOSTS)
         else:
             self.suspended.discard(source)
             self.frozen.pop(source, None)
@@ -161,7 +172,7 @@ class Soak:
     # -- the checks -----------------------------------------------------------------------------------------
 
     def check(self, step):
-        for host in ATTACHED:
+        for host in HOSTS:
             for source in SOURCES:
                 owned = self.owned(host, source)
                 where = "after step %d, %s, source %s" % (step, host, source)
@@ -189,14 +200,16 @@ def _temp_entries(tmpdir):
 
 @pytest.fixture(scope="module")
 def env(clusters, admin_clients, git_servers, tmp_path_factory):
-    return Env(clusters, admin_clients, git_servers, str(tmp_path_factory.mktemp("soak")))
+    env = Env(clusters, admin_clients, git_servers, str(tmp_path_factory.mktemp("soak")))
+    env.clients[IN_CLUSTER] = env.management
+    return env
 
 
 def test_soak_random_commits_hand_edits_and_suspensions_always_converge(env, tmp_path):
     seed = int(os.environ.get("SOAK_SEED", str(random.randrange(10 ** 6))))
     rng = random.Random(seed)
     soak = Soak(env, rng)
-    inventory = env.inventory([soak.spec()])
+    inventory = soak.ansible_inventory()
     cache = str(tmp_path / "cache")
     tmpdir = tmp_path / "tmp"  # the controller's TMPDIR for the syncs: what they leave there is theirs
     tmpdir.mkdir()
@@ -236,5 +249,5 @@ def test_soak_random_commits_hand_edits_and_suspensions_always_converge(env, tmp
     print("soak: seed %d, %d syncs in %.0fs, cache %s files/%s bytes" % (
         seed, steps + 2, time.monotonic() - started, *_tree_size(cache)))
     status = get_or_none(env.management, *FK, SOURCES[0], soak.namespace)["status"]
+    assert sorted(c["name"] for c in status["clusters"]) == sorted(HOSTS), status["clusters"]
     assert all(c["status"] == "Applied" for c in status["clusters"]), status["clusters"]
-    assert MANAGEMENT not in [c["name"] for c in status["clusters"]]

@@ -436,9 +436,28 @@ TOOLS = {"sync": SyncPlaybook, "sync-processes": SyncPlaybookProcesses, "engine"
          "k8s": KubernetesCore, "engine-crds": EngineCRDs, "kubectl-crds": KubectlTwoPasses}
 
 
+def cpu_seconds(bench):
+    """(CPU seconds of every finished child of the bench, and its descendants they waited for: the tools;
+    CPU seconds of the etcd and every kube-apiserver so far: the servers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = bench.clusters_env
+    ticks = 0
+    for pid in [env.etcd_pid] + [c.pid for c in env.clusters]:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError, TypeError):
+            pass
+    return children.ru_utime + children.ru_stime, ticks / float(os.sysconf("SC_CLK_TCK"))
+
+
 def measure_case(bench, n, attached, tools, runs, sources=1, steps=("first", "noop", "change")):
-    """Interleaved runs of every tool; returns {tool: {step: {times: [...], requests: {...}}}}."""
-    results = dict((t, dict((s, {"seconds": [], "requests": []}) for s in steps)) for t in tools)
+    """Interleaved runs of every tool; returns {tool: {step: {times: [...], requests: {...}, cpu: [...]}}}.
+
+    cpu: [tool CPU seconds, API servers + etcd CPU seconds] of each run: on a machine of 2 cores, where the tool
+    and the servers share the CPUs, it tells which side a wall time is made of."""
+    results = dict((t, dict((s, {"seconds": [], "requests": [], "cpu": []}) for s in steps)) for t in tools)
     for run in range(runs):
         order = tools[run % len(tools):] + tools[:run % len(tools)]
         for key in order:
@@ -447,16 +466,20 @@ def measure_case(bench, n, attached, tools, runs, sources=1, steps=("first", "no
             tool.prepare(ns)
             for step in steps:
                 before = bench.snapshot(attached)
+                cpu_before = cpu_seconds(bench)
                 if step == "change":
                     seconds = tool.change(ns, "run-%d" % run)
                 else:
                     seconds = getattr(tool, step)(ns)
+                cpu_after = cpu_seconds(bench)
                 after = bench.snapshot(attached)
+                cpu = [round(b - a, 2) for a, b in zip(cpu_before, cpu_after)]
                 results[key][step]["seconds"].append(round(seconds, 3))
                 results[key][step]["requests"].append(bench.delta(before, after))
-                print("  N=%-5d M=%-2d S=%d run %d %-20s %-6s %7.2fs  %s" % (
+                results[key][step]["cpu"].append(cpu)
+                print("  N=%-5d M=%-2d S=%d run %d %-20s %-6s %7.2fs  %s  cpu tool %.1fs servers %.1fs" % (
                     n, len(attached), sources, run + 1, TOOLS[key].name, step, seconds,
-                    summarize_requests(results[key][step]["requests"][-1], n)), flush=True)
+                    summarize_requests(results[key][step]["requests"][-1], n), cpu[0], cpu[1]), flush=True)
     return dict((TOOLS[k].name, dict((s, summarize(v, n)) for s, v in steps_.items())) for k, steps_ in results.items())
 
 
@@ -474,6 +497,9 @@ def summarize(values, n):
     last = values["requests"][-1] if values["requests"] else {}
     per = list(last.values())
     out = dict(seconds=seconds, min=min(seconds), median=statistics.median(seconds))
+    if values.get("cpu"):
+        out.update(cpu_tool_median=statistics.median(c[0] for c in values["cpu"]),
+                   cpu_servers_median=statistics.median(c[1] for c in values["cpu"]))
     if per:
         requests = max(p["requests"] for p in per)
         out.update(requests_per_cluster=requests, requests_per_object=round(requests / float(n), 3),

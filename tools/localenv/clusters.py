@@ -25,7 +25,7 @@ import yaml
 
 from . import pki
 from .binaries import binary
-from .processes import LocalEnvError, alive, free_port, log_tail, rss_bytes, spawn, stop, wait_http
+from .processes import LocalEnvError, alive, free_port, kill, log_tail, rss_bytes, spawn, stop, wait_http
 
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
@@ -150,15 +150,16 @@ class LocalClusters:
         if os.path.isdir(self.workdir):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def stop_apiserver(self, name):
+    def stop_apiserver(self, name, crash=False):
         """Stop one cluster's kube-apiserver, as an outage: etcd (its data) and its other processes keep running.
 
+        crash: SIGKILL at once, cutting the requests in flight, instead of a graceful shutdown that drains them.
         Returns False if it was not running.
         """
         cluster = self.by_name(name)
         if not alive(cluster.pid):
             return False
-        stop(cluster.pid)
+        (kill if crash else stop)(cluster.pid)
         return True
 
     def start_apiserver(self, name, timeout=180):

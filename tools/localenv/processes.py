@@ -72,6 +72,19 @@ def stop(pid, timeout=15):
         pass
 
 
+def kill(pid, timeout=15):
+    """SIGKILL a server started by spawn() and its process group at once (a crash, not a shutdown); wait for it."""
+    if not pid or not alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def log_tail(path, lines=25):
     try:
         with open(path, "rb") as handle:

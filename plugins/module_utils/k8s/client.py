@@ -12,10 +12,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
 import copy
 import json
 import os
 import random
+import shutil
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -26,6 +30,8 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urllib import quote, urlencode
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.private_dirs import (
+    make_run_dir, private_dir, remove_empty_base, remove_stale_run_dirs)
 
 try:
     import urllib3
@@ -413,6 +419,39 @@ class ClusterClient:
         return Discovery(resources, preferred)
 
 
+_kubeconfig_files = []  # the private directory of this process, once made
+
+
+def kubeconfig_files_dir():
+    """Where the kubernetes client writes a kubeconfig's embedded certificates and keys (``*-data``) as files.
+
+    A private directory of this process (private_dirs) under ``<temporary directory>/gitops-federation-<uid>``,
+    removed when the module ends (remove_kubeconfig_files); one left by a killed process is removed by the next
+    module run that loads a kubeconfig.
+    """
+    if not _kubeconfig_files:
+        mine = os.path.join(tempfile.gettempdir(), "gitops-federation-%d" % os.geteuid())
+        private_dir(mine)  # in a shared /tmp: ours, a real directory, 0700 (not another user's or a symlink)
+        base = os.path.join(mine, "kubeconfig")
+        remove_stale_run_dirs(base)
+        _kubeconfig_files.append(make_run_dir(base))
+        atexit.register(remove_kubeconfig_files)
+    return _kubeconfig_files[0]
+
+
+def remove_kubeconfig_files():
+    """Remove the files of kubeconfig_files_dir: at exit of a module process, and by the in-worker action when
+    its module returns (an Ansible worker ends with os._exit, which runs no atexit handler)."""
+    kube_config = sys.modules.get("kubernetes.config.kube_config")
+    forget = getattr(kube_config, "_cleanup_temp_files", None)
+    if forget is not None:  # the client's cache of written files, which would point into the removed directory
+        forget()
+    while _kubeconfig_files:
+        directory = _kubeconfig_files.pop()
+        shutil.rmtree(directory, ignore_errors=True)
+        remove_empty_base(os.path.dirname(directory), levels=2)
+
+
 def _configuration(auth):
     """A kubernetes client Configuration from the shared auth options (kubernetes.core semantics)."""
     configuration = k8s_client.Configuration()
@@ -421,18 +460,20 @@ def _configuration(auth):
     try:
         if isinstance(kubeconfig, dict):
             k8s_config.load_kube_config_from_dict(kubeconfig, context=auth.get("context"),
-                                                  client_configuration=configuration, persist_config=False)
+                                                  client_configuration=configuration, persist_config=False,
+                                                  temp_file_path=kubeconfig_files_dir())
         elif kubeconfig:
             path = os.path.expanduser(kubeconfig)
             if not os.path.exists(path):
                 raise FederationError("kubeconfig file %s does not exist (option kubeconfig)" % kubeconfig)
             k8s_config.load_kube_config(config_file=path, context=auth.get("context"),
-                                        client_configuration=configuration, persist_config=False)
+                                        client_configuration=configuration, persist_config=False,
+                                        temp_file_path=kubeconfig_files_dir())
         elif not explicit_host:
             default = os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION)
             if os.path.exists(default):
                 k8s_config.load_kube_config(context=auth.get("context"), client_configuration=configuration,
-                                            persist_config=False)
+                                            persist_config=False, temp_file_path=kubeconfig_files_dir())
             else:
                 k8s_config.load_incluster_config(client_configuration=configuration)
     except FederationError:

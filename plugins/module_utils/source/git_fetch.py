@@ -35,13 +35,12 @@ import fcntl
 import hashlib
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 try:
@@ -51,6 +50,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
     from urlparse import urlsplit, urlunsplit
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
+from ansible_collections.gitops.federation.plugins.module_utils.private_dirs import make_run_dir, remove_stale_run_dirs
 from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
 
 try:
@@ -69,6 +69,7 @@ DEFAULT_LIMITS = dict(
     max_files=20000,                    # files in the commit's tree (the checkout's disk and inodes)
     max_file_size=10 * 1024 * 1024,     # bytes of any one file of the commit
     max_render_size=50 * 1024 * 1024,   # bytes read to render one path: its manifest files, or kustomize's output
+    max_fetch_size=512 * 1024 * 1024,   # bytes of any one file a fetch writes into the cache: the pack git receives
 )
 # The module option ``limits`` (git_render, sync_plan), documented once in plugins/doc_fragments/limits.py.
 LIMITS_ARG_SPEC = dict(
@@ -355,8 +356,10 @@ class Limits:
     nothing is checked out, rendered or written.
     """
 
-    def __init__(self, max_files=None, max_file_size=None, max_render_size=None, option="limits"):
-        given = dict(max_files=max_files, max_file_size=max_file_size, max_render_size=max_render_size)
+    def __init__(self, max_files=None, max_file_size=None, max_render_size=None, max_fetch_size=None,
+                 option="limits"):
+        given = dict(max_files=max_files, max_file_size=max_file_size, max_render_size=max_render_size,
+                     max_fetch_size=max_fetch_size)
         for name, value in given.items():
             if value is None:
                 value = DEFAULT_LIMITS[name]
@@ -367,14 +370,13 @@ class Limits:
 
     @classmethod
     def from_option(cls, value, option="limits"):
-        """Limits from a module option: None (the defaults) or a mapping of some of max_files, max_file_size,
-        max_render_size."""
+        """Limits from a module option: None (the defaults) or a mapping of some of DEFAULT_LIMITS."""
         if isinstance(value, Limits):
             return value
         value = value or {}
         if not isinstance(value, dict):
-            raise FederationError("%s must be a mapping of max_files, max_file_size and max_render_size, got %r"
-                                  % (option, value))
+            raise FederationError("%s must be a mapping of %s, got %r" % (option, ", ".join(sorted(DEFAULT_LIMITS)),
+                                                                          value))
         unknown = sorted(set(value) - set(DEFAULT_LIMITS))
         if unknown:
             raise FederationError("%s: unknown limit %s (known: %s)" % (option, ", ".join(unknown),
@@ -382,7 +384,7 @@ class Limits:
         return cls(option=option, **value)
 
     def exceeded(self, what, name, found):
-        """The error for ``what`` (a repository, file or render) being past limit ``name``."""
+        """The error for ``what`` (a repository, file, render or download) being past limit ``name``."""
         return FederationError("%s: %s, more than the limit %s.%s=%d; refused before rendering, nothing was "
                                "written or applied. Raise %s.%s (gitops_limits.%s in the sync playbooks) if this is "
                                "meant to be synced" % (what, found, self.option, name, getattr(self, name),
@@ -467,7 +469,7 @@ class GitSource:
             os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         except OSError as err:
             raise FederationError("cannot create cache_dir %s: %s" % (self.cache_dir, err.strerror))
-        remove_stale_credential_dirs(self.tmp_dir)
+        remove_stale_run_dirs(self.tmp_dir)
         return kind, value
 
     # -- ref resolution ---------------------------------------------------------------------------------
@@ -608,8 +610,38 @@ class GitSource:
             return None
 
     def _fetch(self, *refspecs):
-        self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
-                  what="fetch", cwd=self.path, raw_errors=True)
+        """git fetch, each file it writes capped at limits.max_fetch_size by RLIMIT_FSIZE: git has no size limit of
+        its own, and a repository holding a huge file that does not compress would fill the controller's disk."""
+        cap = self.limits.max_fetch_size
+
+        def capped():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+        try:
+            self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
+                      what="fetch", cwd=self.path, raw_errors=True, preexec_fn=capped)
+        except GitCommandError as err:
+            largest = self._remove_partial_downloads()
+            if largest < cap and not _past_file_size_limit(err):
+                raise
+            raise self.limits.exceeded("the download of %s" % self.url, "max_fetch_size",
+                                       "git received a pack or object of more than %d bytes" % cap)
+
+    def _remove_partial_downloads(self):
+        """Remove the temporary pack or objects a stopped fetch leaves (git removes them only when it ends by
+        itself): ``objects/pack/tmp_pack_*`` and ``objects/<xx>/tmp_obj_*``. Returns the size of the largest: one
+        at the RLIMIT_FSIZE cap tells a fetch stopped by max_fetch_size (git's message does not always say)."""
+        largest = 0
+        for top, unused, names in os.walk(os.path.join(self.path, ".git", "objects")):
+            for name in names:
+                if name.startswith(("tmp_pack_", "tmp_idx_", "tmp_obj_")):
+                    path = os.path.join(top, name)
+                    try:
+                        largest = max(largest, os.path.getsize(path))
+                        os.remove(path)
+                    except OSError:
+                        pass
+        return largest
 
     def _ensure_commit(self, ref_type, name, remote_commit):
         """(commit, fetched): the commit the ref points at, fetching only when the clone lacks it."""
@@ -718,7 +750,7 @@ class GitSource:
             ("init.defaultBranch", "gitops-federation-cache"),
         ]
         creds = self.credentials
-        cred_dir = make_credential_dir(self.tmp_dir)
+        cred_dir = make_run_dir(self.tmp_dir)
         try:
             env["HOME"] = cred_dir  # no ~/.gitconfig, ~/.netrc or ~/.ssh of the controller's user
             if creds.ca_file:
@@ -771,7 +803,7 @@ class GitSource:
     def _allowed_protocols(self):
         return ":".join(ALLOWED_PROTOCOLS + (LOCAL_SCHEMES if self.allow_local_urls else ()))
 
-    def _git(self, args, what, cwd, raw_errors=False):
+    def _git(self, args, what, cwd, raw_errors=False, preexec_fn=None):
         """Run git with an argument list; stdout on success. Errors name the operation and URL, scrubbed."""
         env = self._env
         if env is None:  # outside _credential_env: local commands only
@@ -783,7 +815,8 @@ class GitSource:
                                   % (what, self.url, int(self.timeout)))
         try:
             # git's helpers (ssh, git-remote-http) run in the same new session: a timeout stops them all.
-            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining)
+            returncode, out, err = run_bounded(["git"] + args, cwd=cwd, env=env, timeout=remaining,
+                                               preexec_fn=preexec_fn)
         except OSError as err:
             raise FederationError("cannot run git (%s): install git on the controller" % err.strerror)
         except ProcessTimeout:
@@ -797,6 +830,13 @@ class GitSource:
         if raw_errors:
             raise GitCommandError(message, stderr)
         raise FederationError(message)
+
+
+def _past_file_size_limit(err):
+    """Whether a git command failed because a process of it passed RLIMIT_FSIZE (SIGXFSZ, or EFBIG when the
+    signal is ignored)."""
+    return "signal %d" % signal.SIGXFSZ in err.stderr or "File too large" in err.stderr or \
+        "file size limit exceeded" in err.stderr.lower()
 
 
 def _summary(stderr):
@@ -836,63 +876,6 @@ def minimal_env(path=None):
         if os.environ.get(name):
             env[name] = os.environ[name]
     return env
-
-
-def _process_start_time(pid):
-    """The start time of process pid (clock ticks since boot, Linux), or None when it does not exist."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            # the command name (field 2) may hold spaces; fields after its closing parenthesis are plain
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (IOError, OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except OSError:
-            return "?"
-        return "?"
-
-
-def _private_dir(path):
-    """Create path (0700) if needed and check that it is a real directory of ours that no one else can read."""
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path)
-    except OSError as err:
-        raise FederationError("cannot create the credential directory %s: %s" % (path, err.strerror))
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise FederationError("%s must be a directory owned by the user running the module" % path)
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-
-
-def make_credential_dir(base):
-    """A new private (0700) directory under base named ``<pid>-<start time>-<random>``, so the next run can
-    tell a directory of a killed process from one of a process still running."""
-    _private_dir(base)
-    start = _process_start_time(os.getpid()) or "?"
-    return tempfile.mkdtemp(prefix="%d-%s-" % (os.getpid(), start), dir=base)
-
-
-def remove_stale_credential_dirs(base):
-    """Remove the credential directories under base left by processes that no longer run (killed runs)."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
-    removed = []
-    for name in names:
-        match = re.match(r"^(\d+)-([^-]+)-", name)
-        if not match:
-            continue
-        pid, start = int(match.group(1)), match.group(2)
-        current = _process_start_time(pid)
-        if current is not None and (current == start or "?" in (current, start)):
-            continue  # still running (or cannot tell): leave it
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        removed.append(name)
-    return removed
 
 
 def _write_private(path, text, mode):

@@ -27,7 +27,8 @@ def sparse(path, size):
 
 def test_defaults_and_validation():
     limits = Limits.from_option(None)
-    assert (limits.max_files, limits.max_file_size, limits.max_render_size) == (20000, 10 * MIB, 50 * MIB)
+    assert (limits.max_files, limits.max_file_size, limits.max_render_size, limits.max_fetch_size) == (
+        20000, 10 * MIB, 50 * MIB, 512 * MIB)
     assert Limits.from_option({"max_files": 5, "max_file_size": None}).max_file_size == DEFAULT_LIMITS["max_file_size"]
     with pytest.raises(FederationError, match="limits: unknown limit max_size"):
         Limits.from_option({"max_size": 1})
@@ -160,3 +161,45 @@ def test_the_limits_option_is_specified_and_documented_once_for_both_modules():
         doc = yaml.safe_load(module.DOCUMENTATION)
         assert "gitops.federation.limits" in doc["extends_documentation_fragment"], module.__name__
         assert "limits" not in doc["options"], "%s documents limits itself" % module.__name__
+
+
+def repository_of_random_files(tmp_path, count, size):
+    """A bare repository whose one commit has ``count`` files of ``size`` random bytes each: nothing compresses,
+    so git's download is as large as the files."""
+    bare = str(tmp_path / "random.git")
+    _git(str(tmp_path), "init", "-q", "--bare", "-b", "main", bare)
+    stream = b""
+    for index in range(count):
+        blob = os.urandom(size)
+        stream += b"blob\nmark :%d\ndata %d\n" % (index + 1, len(blob)) + blob + b"\n"
+    stream += b"commit refs/heads/main\ncommitter t <t@example.com> 0 +0000\ndata 2\nc\n"
+    stream += b"".join(b"M 100644 :%d f%03d.bin\n" % (index + 1, index) for index in range(count)) + b"\n"
+    _git(bare, "fast-import", "--quiet", input=stream)
+    return bare
+
+
+def files_of(directory):
+    return [os.path.join(top, name) for top, unused, names in os.walk(directory) for name in names]
+
+
+@pytest.mark.parametrize("count, size", [(1, 5 * MIB), (200, 20 * 1024)], ids=["one-big-object", "a-big-pack"])
+def test_a_download_past_max_fetch_size_is_stopped_and_leaves_nothing_behind(tmp_path, count, size):
+    """One 5 MiB object (git unpacks it as a loose object) or a pack of 200 objects of 20 KiB (git keeps it as a
+    pack): git is stopped when it has written 1 MiB, the error names the limit, the partial download is removed."""
+    bare = repository_of_random_files(tmp_path, count, size)
+    source = GitSource(bare, cache_dir=str(tmp_path / "cache"), allow_local_urls=True, limits={"max_fetch_size": MIB})
+    with pytest.raises(FederationError) as raised:
+        with source.checkout({"branch": "main"}):
+            pytest.fail("checked out")
+    message = raised.value.msg
+    assert "the download of %s: git received a pack or object of more than 1048576 bytes, more than the limit " \
+           "limits.max_fetch_size=1048576" % bare in message, message
+    assert "nothing was written or applied" in message and "gitops_limits.max_fetch_size" in message, message
+    assert raised.value.details["limit"] == "limits.max_fetch_size"
+    assert checked_out_files(source) == []
+    left = [path for path in files_of(os.path.join(source.path, ".git", "objects"))
+            if os.path.getsize(path) >= MIB or os.path.basename(path).startswith("tmp_")]
+    assert left == [], "the partial download stayed on disk: %s" % left
+    with GitSource(bare, cache_dir=str(tmp_path / "cache"), allow_local_urls=True).checkout(
+            {"branch": "main"}) as checkout:  # the default limit, 512 MiB
+        assert len([name for name in os.listdir(checkout.path) if name.endswith(".bin")]) == count
