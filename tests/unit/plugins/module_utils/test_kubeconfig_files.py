@@ -42,8 +42,8 @@ def files_under(path):
 
 
 @pytest.mark.parametrize("as_file", [False, True], ids=["mapping", "file"])
-def test_embedded_keys_go_to_a_private_directory_removed_when_the_module_ends(tmpdir_of_the_run, tmp_path_factory,
-                                                                             as_file):
+def test_embedded_keys_go_to_a_private_directory_removed_when_the_module_ends(
+        tmpdir_of_the_run, tmp_path_factory, as_file):
     kubeconfig = kubeconfig_with_embedded_keys()
     if as_file:
         path = tmp_path_factory.mktemp("inventory") / "kubeconfig"

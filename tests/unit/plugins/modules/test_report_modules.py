@@ -4,7 +4,8 @@ their results, their failures and their connection come from it, as for every ot
 import json
 import os
 
-import kubernetes  # noqa: F401  the real library first: drift_report's light import then leaves this process alone
+# The real library first: drift_report's light import then leaves this process alone.
+import kubernetes  # noqa: F401 pylint: disable=unused-import
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
