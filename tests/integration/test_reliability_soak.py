@@ -7,7 +7,8 @@ asks for 200 syncs, which at ~5 s per playbook run here is ~17 minutes: set SOAK
 run that. After every sync (ansible-playbook sync.yml, as users run it):
 - every active source converged on every cluster: exactly the objects of its repository's head, with its data
   (hand edits reverted, hand deletions recreated, removed files pruned);
-- every source's on-cluster inventory lists exactly the objects of that source on the cluster;
+- every active source's on-cluster inventory lists exactly the objects of that source on the cluster; a
+  suspended source's still lists every object of it (an object deleted by hand is recreated on resumption);
 - a suspended source keeps what it had (nothing of it pruned or rewritten, its hand edits survive);
 - no foreign object (no owner label, or another owner's) was ever deleted or changed;
 - the controller's cache (gitops_cache_dir) and temp dirs stay bounded.
@@ -40,8 +41,9 @@ def _manifest(name, value):
 
 
 class Soak:
-    def __init__(self, env, rng):
-        self.env, self.rng = env, rng
+    def __init__(self, env, seed):
+        self.env, self.seed, self.rng = env, seed, random.Random(seed)
+        self.log = []  # the actions before each sync
         self.namespace = unique_name("soak")
         self.repos = dict((s, unique_name("soak-" + s)) for s in SOURCES)
         self.files = dict((s, {}) for s in SOURCES)  # source -> {object name: value} at the repo's head
@@ -175,12 +177,17 @@ class Soak:
         for host in HOSTS:
             for source in SOURCES:
                 owned = self.owned(host, source)
-                where = "after step %d, %s, source %s" % (step, host, source)
-                assert self.inventory(host, source) == sorted(owned), "inventory != live " + where
+                where = "after step %d, %s, source %s (seed %d, actions %s)" % (
+                    step, host, source, self.seed, self.log[-3:])
                 if source in self.suspended:
+                    # Nothing reconciles a suspended source: an object deleted by hand just before the suspension
+                    # stays deleted until it resumes, and stays listed in its inventory (never orphaned).
                     kept = dict((n, o["data"]) for n, o in owned.items())
+                    assert set(owned) <= set(self.inventory(host, source)), "a suspended source's object left " \
+                                                                            "its inventory " + where
                     assert set(self.frozen[source][host]) <= set(kept), "a suspended source lost objects " + where
                     continue
+                assert self.inventory(host, source) == sorted(owned), "inventory != live " + where
                 desired = dict((n, {"value": v}) for n, v in self.files[source].items())
                 live = dict((n, o["data"]) for n, o in owned.items())
                 assert live == desired, "not converged %s: %r != %r" % (where, live, desired)
@@ -207,8 +214,8 @@ def env(clusters, admin_clients, git_servers, tmp_path_factory):
 
 def test_soak_random_commits_hand_edits_and_suspensions_always_converge(env, tmp_path):
     seed = int(os.environ.get("SOAK_SEED", str(random.randrange(10 ** 6))))
-    rng = random.Random(seed)
-    soak = Soak(env, rng)
+    soak = Soak(env, seed)
+    rng = soak.rng
     inventory = soak.ansible_inventory()
     cache = str(tmp_path / "cache")
     tmpdir = tmp_path / "tmp"  # the controller's TMPDIR for the syncs: what they leave there is theirs
@@ -222,7 +229,7 @@ def test_soak_random_commits_hand_edits_and_suspensions_always_converge(env, tmp
     ok(sync())
     soak.check(0)
     baseline = None
-    started, steps, log = time.monotonic(), 0, []
+    started, steps, log = time.monotonic(), 0, soak.log
     actions = [soak.commit, soak.commit, soak.hand_edit, soak.hand_delete, soak.foreign_object,
                soak.toggle_suspension]
     while steps < SOAK_SYNCS and time.monotonic() - started < SOAK_SECONDS:
