@@ -25,7 +25,7 @@ import yaml
 
 from . import pki
 from .binaries import binary
-from .processes import LocalEnvError, alive, free_port, kill, log_tail, rss_bytes, spawn, stop, wait_http
+from .processes import LocalEnvError, alive, free_port, log_tail, rss_bytes, spawn, stop, wait_http
 
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
@@ -159,7 +159,7 @@ class LocalClusters:
         cluster = self.by_name(name)
         if not alive(cluster.pid):
             return False
-        (kill if crash else stop)(cluster.pid)
+        stop(cluster.pid, crash=crash)
         return True
 
     def start_apiserver(self, name, timeout=180):

@@ -53,12 +53,15 @@ def alive(pid):
         return True
 
 
-def stop(pid, timeout=15):
-    """Stop a server started by spawn(): SIGTERM to its process group, SIGKILL after timeout."""
+def stop(pid, timeout=15, crash=False):
+    """Stop a server started by spawn(): SIGTERM to its process group, SIGKILL after timeout.
+
+    crash: SIGKILL at once, cutting what it was doing (a crash, not a shutdown).
+    """
     if not pid or not alive(pid):
         return
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGKILL if crash else signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -70,19 +73,6 @@ def stop(pid, timeout=15):
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def kill(pid, timeout=15):
-    """SIGKILL a server started by spawn() and its process group at once (a crash, not a shutdown); wait for it."""
-    if not pid or not alive(pid):
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def log_tail(path, lines=25):

@@ -35,7 +35,6 @@ import fcntl
 import hashlib
 import os
 import re
-import resource
 import shlex
 import shutil
 import signal
@@ -51,7 +50,8 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the colle
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.private_dirs import make_run_dir, remove_stale_run_dirs
-from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
+from ansible_collections.gitops.federation.plugins.module_utils.source.process import (
+    ProcessTimeout, file_size_cap, run_bounded)
 
 try:
     import semantic_version
@@ -613,13 +613,9 @@ class GitSource:
         """git fetch, each file it writes capped at limits.max_fetch_size by RLIMIT_FSIZE: git has no size limit of
         its own, and a repository holding a huge file that does not compress would fill the controller's disk."""
         cap = self.limits.max_fetch_size
-
-        def capped():
-            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
-
         try:
             self._git(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin"] + list(refspecs),
-                      what="fetch", cwd=self.path, raw_errors=True, preexec_fn=capped)
+                      what="fetch", cwd=self.path, raw_errors=True, preexec_fn=file_size_cap(cap))
         except GitCommandError as err:
             largest = self._remove_partial_downloads()
             if largest < cap and not _past_file_size_limit(err):

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import resource
 import signal
 import subprocess
 
@@ -32,3 +33,11 @@ def run_bounded(argv, cwd=None, env=None, timeout=None, stdout=subprocess.PIPE, 
         proc.communicate()
         raise ProcessTimeout(argv[0])
     return proc.returncode, out, err
+
+
+def file_size_cap(limit):
+    """A ``preexec_fn`` for run_bounded: every file the command writes is capped at ``limit`` bytes
+    (RLIMIT_FSIZE: a write past it fails and SIGXFSZ stops the process)."""
+    def cap():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return cap

@@ -29,7 +29,6 @@ import glob
 import hashlib
 import os
 import re
-import resource
 import shutil
 import tempfile
 
@@ -42,7 +41,8 @@ except ImportError:  # reported when a source sets ignore
 
 from ansible_collections.gitops.federation.plugins.module_utils.errors import FederationError
 from ansible_collections.gitops.federation.plugins.module_utils.source.git_fetch import Limits, minimal_env
-from ansible_collections.gitops.federation.plugins.module_utils.source.process import ProcessTimeout, run_bounded
+from ansible_collections.gitops.federation.plugins.module_utils.source.process import (
+    ProcessTimeout, file_size_cap, run_bounded)
 from ansible_collections.gitops.federation.plugins.module_utils.source.manifest_yaml import (
     dump_all,
     expand_lists,
@@ -227,9 +227,6 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None, limits=N
     home = tempfile.mkdtemp(prefix="gitops-federation-kustomize-")
     cap = limits.max_render_size + 1
 
-    def capped():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
-
     try:
         env = minimal_env()
         # HOME is private and empty: no ~/.gitconfig, ~/.ssh, ~/.netrc or kustomize plugins of the operator.
@@ -239,7 +236,7 @@ def kustomize_build(root, directory, kustomize_path=None, timeout=None, limits=N
             try:
                 returncode, unused, err = run_bounded(
                     [binary, "build", "--load-restrictor", LOAD_RESTRICTOR, directory], cwd=root, env=env,
-                    timeout=timeout, stdout=output, preexec_fn=capped)
+                    timeout=timeout, stdout=output, preexec_fn=file_size_cap(cap))
             except OSError as error:
                 raise FederationError("cannot run kustomize %s: %s" % (binary, error.strerror))
             except ProcessTimeout:
